@@ -1,0 +1,55 @@
+# One entry point for every task. `make serve` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_SRC := $(shell find protos -name '*.proto')
+GEN_DIR := client/src
+
+MODEL_ROOT ?= models
+CIFAR10_DIR ?= $(firstword $(wildcard ../shared/datasets/cifar-10-batches-py))
+GATEWAY_PORT ?= 50051
+BACKEND_PORT ?= 8500
+METRICS_PORT ?= 9464
+
+.PHONY: setup proto proto-check serve test lint format typecheck clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml client/pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e client/ -e .
+	touch $(STAMP)
+
+# Regenerates the protobuf/gRPC code (with mypy stubs) from protos/ into the client package.
+proto: $(STAMP)
+	$(PY) protos/generate.py --out $(GEN_DIR)
+
+# Fails when the committed generated code differs from what protos/ generates.
+proto-check: $(STAMP)
+	$(PY) protos/generate.py --check --out $(GEN_DIR)
+
+serve: $(STAMP)
+	MODEL_ROOT=$(MODEL_ROOT) CIFAR10_DIR=$(CIFAR10_DIR) GATEWAY_PORT=$(GATEWAY_PORT) \
+	BACKEND_PORT=$(BACKEND_PORT) $(PY) -m server.dev_stack
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict client/src/imgclf_client
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

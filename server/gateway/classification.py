@@ -1,0 +1,118 @@
+"""The gateway's core, free of any transport: classify an image, describe and list models.
+
+A call resolves the model reference to a version, decodes and resizes the image (in a worker
+pool, off the event loop) to that version's input size, asks the backend for probabilities with
+that exact version, and returns the best classes with the version that served them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Executor
+
+import numpy as np
+
+from server.gateway import preprocess
+from server.gateway.backend import TFServingBackend
+from server.gateway.domain import (
+    Classification,
+    ClassifyInput,
+    ClassScore,
+    ModelInfo,
+    ModelRef,
+    ModelStatus,
+    RawPixels,
+)
+from server.gateway.errors import InvalidRequest, NotFound
+from server.gateway.model_catalog import ModelCatalog
+from server.gateway.models_config import ModelsConfigReader
+
+MAX_LABEL_LENGTH = 128
+
+
+def validate_ref(ref: ModelRef) -> None:
+    if not ref.name:
+        raise InvalidRequest("model name is required (e.g. 'cnn'); see ListModels")
+    if ref.version is not None and ref.version <= 0:
+        raise InvalidRequest(f"version must be a positive integer, got {ref.version}")
+    if ref.label is not None and not (0 < len(ref.label) <= MAX_LABEL_LENGTH):
+        raise InvalidRequest("label must be a non-empty name such as 'stable' or 'canary'")
+
+
+def top_scores(probabilities: np.ndarray, class_names: tuple[str, ...], top_k: int) -> tuple[ClassScore, ...]:
+    """The `top_k` best classes (all when 0), best first; ties keep class order."""
+    count = len(probabilities)
+    k = count if top_k <= 0 else min(top_k, count)
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return tuple(
+        ClassScore(
+            int(i),
+            class_names[i] if i < len(class_names) else str(int(i)),
+            float(probabilities[i]),
+        )
+        for i in order
+    )
+
+
+class ClassificationService:
+    def __init__(
+        self,
+        *,
+        backend: TFServingBackend,
+        catalog: ModelCatalog,
+        models_config: ModelsConfigReader,
+        limits: preprocess.ImageLimits,
+        executor: Executor,
+    ) -> None:
+        self._backend = backend
+        self._catalog = catalog
+        self._models_config = models_config
+        self._limits = limits
+        self._executor = executor
+
+    async def classify(self, request: ClassifyInput, *, timeout: float | None) -> Classification:
+        validate_ref(request.model)
+        info = await self._catalog.resolve(request.model, timeout=timeout)
+        pixels = await self._prepare(request.image, info)
+        probabilities = await self._backend.predict(
+            info.name, info.version, pixels[np.newaxis], timeout=timeout
+        )
+        return Classification(
+            scores=top_scores(probabilities[0], info.class_names, request.top_k),
+            model=info.name,
+            version=info.version,
+            request_id=request.request_id,
+        )
+
+    async def get_model(self, ref: ModelRef, *, timeout: float | None) -> ModelInfo:
+        validate_ref(ref)
+        return await self._catalog.resolve(ref, timeout=timeout)
+
+    async def list_models(self, *, timeout: float | None) -> list[ModelStatus]:
+        configured = self._models_config.models()
+
+        async def status(name: str, labels: dict[str, int]) -> ModelStatus:
+            try:
+                found = await self._backend.model_status(name, timeout=timeout)
+            except NotFound:
+                return ModelStatus(name, (), labels)
+            return ModelStatus(name, found.versions, labels)
+
+        return list(await asyncio.gather(*(status(m.name, m.labels) for m in configured)))
+
+    async def _prepare(self, image: bytes | RawPixels, info: ModelInfo) -> np.ndarray:
+        height, width, _ = info.input_size
+        if isinstance(image, RawPixels):
+            job = functools.partial(
+                preprocess.raw_to_model_input,
+                image.pixels,
+                image.height,
+                image.width,
+                image.channels,
+                self._limits,
+                (height, width),
+            )
+        else:
+            job = functools.partial(preprocess.decode_image, image, self._limits, (height, width))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)

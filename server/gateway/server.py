@@ -1,0 +1,98 @@
+"""Builds the gateway's gRPC server: servicer, error interceptor, health, reflection, limits.
+
+`create_server(settings)` returns a started `Gateway` and the port it bound (ask for port 0 in
+tests). `Gateway.stop()` drains: health turns NOT_SERVING first, so load balancers stop sending,
+then in-flight calls get up to the grace period to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from imgclf.v1 import classifier_pb2, classifier_pb2_grpc
+
+from server.gateway.backend import TFServingBackend
+from server.gateway.classification import ClassificationService
+from server.gateway.interceptor import ErrorMappingInterceptor
+from server.gateway.model_catalog import ModelCatalog
+from server.gateway.models_config import ModelsConfigReader
+from server.gateway.preprocess import ImageLimits
+from server.gateway.servicer import ClassifierServicer
+from server.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name
+
+
+@dataclass
+class Gateway:
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    backend: TFServingBackend
+    executor: ThreadPoolExecutor
+    settings: GatewaySettings
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.settings.grace_period_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.backend.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+
+async def create_server(settings: GatewaySettings) -> Gateway:
+    """Starts a gateway with `settings`; the returned object knows the port it bound."""
+    backend = TFServingBackend(
+        settings.backend_target, max_message_bytes=settings.max_message_bytes
+    )
+    executor = ThreadPoolExecutor(
+        max_workers=max(1, settings.preprocess_workers), thread_name_prefix="preprocess"
+    )
+    service = ClassificationService(
+        backend=backend,
+        catalog=ModelCatalog(backend, version_ttl_s=settings.version_cache_ttl_s),
+        models_config=ModelsConfigReader(settings.models_config_path),
+        limits=ImageLimits(
+            max_encoded_bytes=settings.max_encoded_image_bytes,
+            max_pixels=settings.max_image_pixels,
+        ),
+        executor=executor,
+    )
+    server = grpc.aio.server(
+        interceptors=[ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    classifier_pb2_grpc.add_ClassifierServicer_to_server(
+        ClassifierServicer(service, default_timeout_s=settings.default_timeout_s), server
+    )
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot bind the gateway to {settings.host}:{settings.port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "gateway listening on port %d, backend %s", port, settings.backend_target
+    )
+    return Gateway(server, port, health, backend, executor, settings)

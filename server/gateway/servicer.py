@@ -1,0 +1,56 @@
+"""The `imgclf.v1.Classifier` servicer: thin, proto in, domain call, proto out.
+
+Errors are not handled here; they propagate to `server.gateway.interceptor`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+from imgclf.v1 import classifier_pb2 as pb
+from imgclf.v1 import classifier_pb2_grpc
+
+from server.gateway import converters
+from server.gateway.classification import ClassificationService
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def call_timeout(context: grpc.aio.ServicerContext, default: float) -> float:
+    """Seconds left of the caller's deadline, or `default` when the caller set none."""
+    remaining = context.time_remaining()
+    return default if remaining is None else max(remaining, 0.0)
+
+
+class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
+    def __init__(self, service: ClassificationService, *, default_timeout_s: float) -> None:
+        self._service = service
+        self._default_timeout = default_timeout_s
+
+    async def Classify(
+        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClassifyResponse:
+        request_id = request.request_id[:MAX_REQUEST_ID_LENGTH] or uuid.uuid4().hex
+        result = await self._service.classify(
+            converters.classify_input(request, request_id),
+            timeout=call_timeout(context, self._default_timeout),
+        )
+        return converters.classify_response(result)
+
+    async def GetModel(
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetModelResponse:
+        info = await self._service.get_model(
+            converters.model_ref(request.model),
+            timeout=call_timeout(context, self._default_timeout),
+        )
+        return converters.model_response(info)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        models = await self._service.list_models(
+            timeout=call_timeout(context, self._default_timeout)
+        )
+        return converters.list_models_response(models)
