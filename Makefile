@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find protos -name '*.proto')
 GEN_DIR := client/src
 
-MODEL_ROOT ?= models
 CIFAR10_DIR ?= $(firstword $(wildcard ../shared/datasets/cifar-10-batches-py))
+MODEL_ROOT ?= models
 GATEWAY_PORT ?= 50051
 BACKEND_PORT ?= 8500
 METRICS_PORT ?= 9464
@@ -34,8 +34,8 @@ proto-check: $(STAMP)
 	$(PY) protos/generate.py --check --out $(GEN_DIR)
 
 serve: $(STAMP)
-	MODEL_ROOT=$(MODEL_ROOT) CIFAR10_DIR=$(CIFAR10_DIR) GATEWAY_PORT=$(GATEWAY_PORT) \
-	BACKEND_PORT=$(BACKEND_PORT) $(PY) -m server.dev_stack
+	MODEL_ROOT=$(MODEL_ROOT) CIFAR10_DIR=$(CIFAR10_DIR) GATEWAY_PORT=$(GATEWAY_PORT) BACKEND_PORT=$(BACKEND_PORT) \
+	$(PY) -m server.dev_stack
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,8 +1,8 @@
 """Converts between numpy arrays and TensorFlow `TensorProto`s without calling TensorFlow.
 
 Only the dtypes the serving contract uses: uint8 images in; float32 probabilities, int32 sizes
-and strings out. Numeric tensors travel as packed `tensor_content` (what TF Serving sends), with
-the typed repeated fields as a fallback.
+and strings out. Requests carry packed `tensor_content`; replies are read from either `tensor_content`
+or the typed repeated fields (`float_val`..., what TF Serving sends by default).
 """
 
 from __future__ import annotations

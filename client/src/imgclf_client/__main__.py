@@ -1,0 +1,5 @@
+"""`python -m imgclf_client`: the `classify` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Builds request messages from call arguments and converts responses to dataclasses.
+
+Validation of arguments happens here, before any call is made, and raises `InvalidInput`.
+"""
+
+from __future__ import annotations
+
+from imgclf.v1 import classifier_pb2
+
+from ._exceptions import InvalidInput
+from ._images import ImageInput, image_field
+from ._types import Classification, ClassScore, ModelInfo, ModelStatus, ModelVersion
+
+UINT32_MAX = 2**32 - 1
+
+
+def model_selector(
+    model: str, *, version: int | None, label: str | None
+) -> classifier_pb2.ModelSelector:
+    """A ModelSelector naming `model` and at most one of `version` or `label`."""
+    if not model:
+        raise InvalidInput("model must be a non-empty model name")
+    if version is not None and label is not None:
+        raise InvalidInput("give either version or label, not both")
+    selector = classifier_pb2.ModelSelector(name=model)
+    if version is not None:
+        if version < 0:
+            raise InvalidInput(f"version must be a non-negative number, not {version}")
+        selector.version = version
+    elif label is not None:
+        if not label:
+            raise InvalidInput("label must not be empty")
+        selector.label = label
+    return selector
+
+
+def classify_request(
+    image: ImageInput,
+    *,
+    model: str,
+    version: int | None,
+    label: str | None,
+    top_k: int,
+    routing_key: str | None,
+    request_id: str | None,
+) -> classifier_pb2.ClassifyRequest:
+    """The ClassifyRequest for one image; `top_k=0` asks for every class."""
+    if not 0 <= top_k <= UINT32_MAX:
+        raise InvalidInput(f"top_k must be from 0 (every class) to {UINT32_MAX}, not {top_k}")
+    request = classifier_pb2.ClassifyRequest(
+        model=model_selector(model, version=version, label=label),
+        top_k=top_k,
+        routing_key=routing_key or "",
+        request_id=request_id or "",
+    )
+    field = image_field(image)
+    if isinstance(field, bytes):
+        request.encoded = field
+    else:
+        request.raw.CopyFrom(field)
+    return request
+
+
+def get_model_request(
+    model: str, *, version: int | None, label: str | None
+) -> classifier_pb2.GetModelRequest:
+    """The GetModelRequest for one model version."""
+    return classifier_pb2.GetModelRequest(model=model_selector(model, version=version, label=label))
+
+
+def classification(response: classifier_pb2.ClassifyResponse) -> Classification:
+    """A Classification from a ClassifyResponse."""
+    return Classification(
+        scores=[ClassScore(s.index, s.name, s.probability) for s in response.scores],
+        model=response.model_name,
+        version=response.model_version,
+        request_id=response.request_id,
+    )
+
+
+def model_statuses(response: classifier_pb2.ListModelsResponse) -> list[ModelStatus]:
+    """ModelStatus objects from a ListModelsResponse."""
+    return [
+        ModelStatus(
+            name=model.name,
+            versions=[
+                ModelVersion(
+                    version=v.version,
+                    state=version_state(v.state),
+                    labels=list(v.labels),
+                    error_message=v.error_message,
+                )
+                for v in model.versions
+            ],
+            labels=dict(model.labels),
+        )
+        for model in response.models
+    ]
+
+
+def model_info(response: classifier_pb2.GetModelResponse) -> ModelInfo:
+    """A ModelInfo from a GetModelResponse."""
+    size = response.input_size
+    return ModelInfo(
+        name=response.name,
+        version=response.version,
+        input_size=(size.height, size.width, size.channels),
+        class_names=list(response.class_names),
+    )
+
+
+def version_state(state: int) -> str:
+    """The state's name without its enum prefix, e.g. "AVAILABLE"; "STATE_<n>" if unknown."""
+    try:
+        name = classifier_pb2.VersionState.Name(state)  # type: ignore[arg-type]
+    except ValueError:
+        return f"STATE_{state}"
+    return name.removeprefix("VERSION_STATE_")

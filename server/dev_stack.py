@@ -1,0 +1,205 @@
+"""`make serve`: the whole stack on one machine, on the embedded defaults.
+
+1. `serving_config/models.config` is rendered to `run/models.config` with every model's base path
+   re-rooted under MODEL_ROOT (default ./models): the same models, versions policy and labels.
+   The copy is kept while it is newer than the source, so label moves made with `server.labels`
+   survive a restart. Every model whose directory holds no version gets one: the CNN is trained
+   in quick mode on CIFAR-10 (from CIFAR10_DIR, else the official archive, checksum-verified).
+2. The model backend starts on port 8500: real `tensorflow_model_server` when it is on PATH,
+   else the local model host, with the same config and flags.
+3. The gateway starts on port 50051 once the models are AVAILABLE.
+4. It prints how to call it, then runs until Ctrl-C, which drains both servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from google.protobuf import text_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
+
+SOURCE_CONFIG = Path(os.environ.get("MODELS_CONFIG", "serving_config/models.config"))
+MODELS_CONFIG = Path(os.environ.get("RUN_DIR", "run")) / "models.config"
+MODEL_ROOT = Path(os.environ.get("MODEL_ROOT", "models")).resolve()
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
+BACKEND_PORT = int(os.environ.get("BACKEND_PORT", "8500"))
+CONFIG_POLL_SECONDS = 2
+READY_TIMEOUT_S = 300.0
+SAMPLE_IMAGE = Path("../shared/testdata/images/odd/jpeg_exif_orientation8_photo.jpg")
+TRAINABLE = {"cnn"}
+
+
+def render_runtime_config(source: Path, target: Path, model_root: Path) -> None:
+    """Writes `source` to `target` with each base path re-rooted under `model_root`."""
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return
+    config = text_format.Parse(source.read_text(), model_server_config_pb2.ModelServerConfig())
+    for model in config.model_config_list.config:
+        model.base_path = str(model_root / Path(model.base_path).name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# Rendered from {source} by `make serve`; base paths re-rooted under {model_root}.\n"
+    target.write_text(header + text_format.MessageToString(config))
+
+
+def configured_models() -> list[model_server_config_pb2.ModelConfig]:
+    config = text_format.Parse(
+        MODELS_CONFIG.read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    return list(config.model_config_list.config)
+
+
+def has_version(base_path: Path) -> bool:
+    return base_path.is_dir() and any(p.name.isdigit() for p in base_path.iterdir())
+
+
+def train_missing(models: list[model_server_config_pb2.ModelConfig]) -> None:
+    for model in models:
+        base = Path(model.base_path)
+        if has_version(base):
+            continue
+        if model.name not in TRAINABLE:
+            sys.exit(f"{base} holds no version of '{model.name}'; train and publish one first")
+        print(f"{base} is empty: training a quick '{model.name}' model", flush=True)
+        command = [sys.executable, "-m", "training", "train", "--model", model.name, "--quick"]
+        command += ["--model-root", str(base.parent)]
+        data_dir = os.environ.get("CIFAR10_DIR", "")
+        command += ["--data-dir", data_dir] if data_dir else ["--download"]
+        subprocess.run(command, check=True)
+
+
+def backend_command() -> list[str]:
+    flags = [
+        f"--port={BACKEND_PORT}",
+        f"--model_config_file={MODELS_CONFIG}",
+        f"--model_config_file_poll_wait_seconds={CONFIG_POLL_SECONDS}",
+        "--allow_version_labels_for_unavailable_models=true",
+        "--file_system_poll_wait_seconds=1",
+    ]
+    real = shutil.which("tensorflow_model_server")
+    if real:
+        print(f"backend: real TF Serving ({real})", flush=True)
+        return [real, "--rest_api_port=0", *flags]
+    print("backend: local model host (tensorflow_model_server is not on PATH)", flush=True)
+    return [sys.executable, "-m", "server.model_host", *flags]
+
+
+def wait_available(models: list[str], deadline: float, process: subprocess.Popen[bytes]) -> None:
+    with grpc.insecure_channel(f"localhost:{BACKEND_PORT}") as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        pending = set(models)
+        while pending:
+            if process.poll() is not None:
+                sys.exit("the model backend exited; see its log above")
+            if time.monotonic() > deadline:
+                sys.exit(f"models not AVAILABLE in time: {', '.join(sorted(pending))}")
+            for name in list(pending):
+                request = get_model_status_pb2.GetModelStatusRequest(
+                    model_spec=model_pb2.ModelSpec(name=name)
+                )
+                try:
+                    status = stub.GetModelStatus(request, timeout=2)
+                except grpc.RpcError:
+                    continue
+                if any(
+                    v.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                    for v in status.model_version_status
+                ):
+                    pending.discard(name)
+            time.sleep(0.3)
+
+
+def wait_serving(deadline: float, process: subprocess.Popen[bytes]) -> None:
+    with grpc.insecure_channel(f"localhost:{GATEWAY_PORT}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.poll() is not None:
+                sys.exit("the gateway exited; see its log above")
+            if time.monotonic() > deadline:
+                sys.exit("the gateway did not become ready in time")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+
+
+def usage(models: list[str]) -> str:
+    bin_dir = Path(sys.executable).parent
+    image = SAMPLE_IMAGE if SAMPLE_IMAGE.exists() else Path("path/to/photo.jpg")
+    return f"""
+The stack is up: gateway localhost:{GATEWAY_PORT} -> model backend localhost:{BACKEND_PORT}
+Models: {", ".join(models)}   (config: {MODELS_CONFIG})
+
+Classify an image:
+  {bin_dir}/classify {image} --model cnn --label stable
+
+Publish a new version and point the canary label at it (no restart):
+  {bin_dir}/python -m training train --model cnn --quick --model-root {MODEL_ROOT} \\
+      --data-dir {os.environ.get("CIFAR10_DIR") or "<CIFAR-10 dir>"}
+  {bin_dir}/python -m server.labels set --config {MODELS_CONFIG} --model cnn --label canary --version <N>
+  {bin_dir}/classify {image} --model cnn --label canary
+
+Ctrl-C stops both servers.
+""".rstrip()
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    render_runtime_config(SOURCE_CONFIG, MODELS_CONFIG, MODEL_ROOT)
+    models = configured_models()
+    train_missing(models)
+    names = [m.name for m in models]
+    processes: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        backend = subprocess.Popen(backend_command())
+        processes.append(backend)
+        wait_available(names, time.monotonic() + READY_TIMEOUT_S, backend)
+        env = {
+            **os.environ,
+            "IMGCLF_GATEWAY_PORT": str(GATEWAY_PORT),
+            "IMGCLF_GATEWAY_BACKEND_TARGET": f"localhost:{BACKEND_PORT}",
+            "IMGCLF_GATEWAY_MODELS_CONFIG_PATH": str(MODELS_CONFIG),
+        }
+        gateway = subprocess.Popen([sys.executable, "-m", "server.gateway"], env=env)
+        processes.append(gateway)
+        wait_serving(time.monotonic() + 60, gateway)
+        print(usage(names), flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("a server exited; stopping the stack", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping the stack", flush=True)
+        return 0
+    finally:
+        stop(processes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

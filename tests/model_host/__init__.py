@@ -1,0 +1,1 @@
+"""Tests of the local model host (server.model_host)."""

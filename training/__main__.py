@@ -1,0 +1,5 @@
+"""Entry point for `python -m training`; see `training.cli`."""
+
+from training.cli import main
+
+raise SystemExit(main())
