@@ -105,7 +105,7 @@ class ClassificationService:
         height, width, _ = info.input_size
         if isinstance(image, RawPixels):
             job = functools.partial(
-                preprocess.raw_to_model_input,
+                preprocess.raw_to_array,
                 image.pixels,
                 image.height,
                 image.width,
