@@ -147,7 +147,8 @@ Classify an image:
 Publish a new version and point the canary label at it (no restart):
   {bin_dir}/python -m training train --model cnn --quick --model-root {MODEL_ROOT} \\
       --data-dir {os.environ.get("CIFAR10_DIR") or "<CIFAR-10 dir>"}
-  {bin_dir}/python -m server.labels set --config {MODELS_CONFIG} --model cnn --label canary --version <N>
+  {bin_dir}/python -m server.labels set --config {MODELS_CONFIG} \\
+      --model cnn --label canary --version <N>
   {bin_dir}/classify {image} --model cnn --label canary
 
 Ctrl-C stops both servers.

@@ -1,4 +1,4 @@
-"""Moves a version label safely: `python -m server.labels set --model cnn --label canary --version 2`.
+"""Moves a version label safely: `python -m server.labels set --model M --label L --version N`.
 
 TF Serving refuses a label on a version that is not loaded, and a config reload replaces the
 whole config. So this tool checks that the version is AVAILABLE on the backend, rewrites

@@ -66,9 +66,7 @@ def translate_error(error: grpc.aio.AioRpcError, ref: ModelRef) -> GatewayError:
             f"model '{ref.name}' has no label '{ref.label}'; see ListModels for its labels"
         )
     if code == grpc.StatusCode.UNAVAILABLE:
-        return BackendUnavailable(
-            f"the model backend is unavailable ({details}); retry shortly"
-        )
+        return BackendUnavailable(f"the model backend is unavailable ({details}); retry shortly")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(f"the deadline passed while {ref.describe()} was predicting")
     if code == grpc.StatusCode.CANCELLED:

@@ -40,7 +40,9 @@ def validate_ref(ref: ModelRef) -> None:
         raise InvalidRequest("label must be a non-empty name such as 'stable' or 'canary'")
 
 
-def top_scores(probabilities: np.ndarray, class_names: tuple[str, ...], top_k: int) -> tuple[ClassScore, ...]:
+def top_scores(
+    probabilities: np.ndarray, class_names: tuple[str, ...], top_k: int
+) -> tuple[ClassScore, ...]:
     """The `top_k` best classes (all when 0), best first; ties keep class order."""
     count = len(probabilities)
     k = count if top_k <= 0 else min(top_k, count)

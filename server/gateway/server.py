@@ -82,8 +82,11 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
@@ -92,7 +95,5 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     await server.start()
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info(
-        "gateway listening on port %d, backend %s", port, settings.backend_target
-    )
+    log.info("gateway listening on port %d, backend %s", port, settings.backend_target)
     return Gateway(server, port, health, backend, executor, settings)

@@ -47,7 +47,7 @@ class GatewaySettings(BaseSettings):
         20 * MIB, description="Largest encoded image accepted; more is RESOURCE_EXHAUSTED."
     )
     max_image_pixels: int = Field(
-        40_000_000,
+        64_000_000,
         description="Largest decoded image (width x height), checked from the header before "
         "decoding; more is RESOURCE_EXHAUSTED.",
     )

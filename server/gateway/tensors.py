@@ -1,8 +1,8 @@
 """Converts between numpy arrays and TensorFlow `TensorProto`s without calling TensorFlow.
 
 Only the dtypes the serving contract uses: uint8 images in; float32 probabilities, int32 sizes
-and strings out. Requests carry packed `tensor_content`; replies are read from either `tensor_content`
-or the typed repeated fields (`float_val`..., what TF Serving sends by default).
+and strings out. Requests carry packed `tensor_content`; replies are read from either
+`tensor_content` or the typed repeated fields (`float_val`..., what TF Serving sends by default).
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def to_numpy(tensor: tensor_pb2.TensorProto) -> np.ndarray:
         if flat.size == 1 and count > 1:
             flat = np.full(count, flat[0], dtype=dtype)
     if flat.size != count:
-        raise TensorDecodeError(f"tensor holds {flat.size} values but its shape {shape} needs {count}")
+        raise TensorDecodeError(
+            f"tensor holds {flat.size} values but its shape {shape} needs {count}"
+        )
     return flat.reshape(shape)
 
 

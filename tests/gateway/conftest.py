@@ -50,7 +50,9 @@ def backend_port(models_config: Path) -> Iterator[int]:
     host.stop(None)
 
 
-def gateway_settings(backend_port: int, models_config: Path, **overrides: object) -> GatewaySettings:
+def gateway_settings(
+    backend_port: int, models_config: Path, **overrides: object
+) -> GatewaySettings:
     values: dict[str, object] = {
         "host": "127.0.0.1",
         "port": 0,

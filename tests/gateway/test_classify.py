@@ -85,7 +85,9 @@ async def test_top_k_and_request_id(stub: classifier_pb2_grpc.ClassifierStub) ->
     assert len(response.scores) == 3
     assert response.request_id == "r-1"
     every = await stub.Classify(
-        pb.ClassifyRequest(encoded=HOPPER.read_bytes(), model=pb.ModelSelector(name="cnn"), top_k=99)
+        pb.ClassifyRequest(
+            encoded=HOPPER.read_bytes(), model=pb.ModelSelector(name="cnn"), top_k=99
+        )
     )
     assert len(every.scores) == 10
     assert [s.index for s in every.scores[:3]] == [s.index for s in response.scores]
@@ -149,7 +151,9 @@ async def test_request_errors(stub: classifier_pb2_grpc.ClassifierStub) -> None:
 
 
 async def test_get_model(stub: classifier_pb2_grpc.ClassifierStub) -> None:
-    info = await stub.GetModel(pb.GetModelRequest(model=pb.ModelSelector(name="cnn", label="stable")))
+    info = await stub.GetModel(
+        pb.GetModelRequest(model=pb.ModelSelector(name="cnn", label="stable"))
+    )
     assert (info.name, info.version) == ("cnn", 1)
     assert (info.input_size.height, info.input_size.width, info.input_size.channels) == (32, 32, 3)
     assert tuple(info.class_names) == CIFAR10_CLASSES

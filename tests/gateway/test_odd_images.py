@@ -21,7 +21,10 @@ def manifest_rows() -> list[tuple[str, str]]:
     if not manifest.exists():
         return []
     with manifest.open(newline="") as handle:
-        return [(row["relative_path"], row["expected"]) for row in csv.DictReader(handle, delimiter="\t")]
+        return [
+            (row["relative_path"], row["expected"])
+            for row in csv.DictReader(handle, delimiter="\t")
+        ]
 
 
 ROWS = manifest_rows()

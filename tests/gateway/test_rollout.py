@@ -29,10 +29,13 @@ async def wait_available(backend_port: int, version: int) -> None:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             status = await stub.GetModelStatus(
-                get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name="cnn"))
+                get_model_status_pb2.GetModelStatusRequest(
+                    model_spec=model_pb2.ModelSpec(name="cnn")
+                )
             )
             if any(
-                v.version == version and v.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                v.version == version
+                and v.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
                 for v in status.model_version_status
             ):
                 return
@@ -51,7 +54,9 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
 async def test_publish_then_move_canary_without_a_failed_request(tmp_path: Path) -> None:
     root = tmp_path / "models"
     publish_tiny(root, seed=0)
-    config = write_models_config(tmp_path / "models.config", root, labels={"stable": 1, "canary": 1})
+    config = write_models_config(
+        tmp_path / "models.config", root, labels={"stable": 1, "canary": 1}
+    )
     host, backend_port = start_model_host(config)
     gateway = await create_server(gateway_settings(backend_port, config))
     image = HOPPER.read_bytes()
@@ -64,7 +69,9 @@ async def test_publish_then_move_canary_without_a_failed_request(tmp_path: Path)
         while not stop.is_set():
             try:
                 response = await stub.Classify(
-                    pb.ClassifyRequest(encoded=image, model=pb.ModelSelector(name="cnn", label=label)),
+                    pb.ClassifyRequest(
+                        encoded=image, model=pb.ModelSelector(name="cnn", label=label)
+                    ),
                     timeout=10,
                 )
                 served[label].add(response.model_version)
@@ -75,12 +82,16 @@ async def test_publish_then_move_canary_without_a_failed_request(tmp_path: Path)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
             stub = classifier_pb2_grpc.ClassifierStub(channel)
-            workers = [asyncio.create_task(traffic(stub, label)) for label in served for _ in range(2)]
+            workers = [
+                asyncio.create_task(traffic(stub, label)) for label in served for _ in range(2)
+            ]
 
             await wait_for(lambda: len(completed) >= 20, "traffic before publishing")
             assert await asyncio.to_thread(publish_tiny, root, "cnn", 1) == 2
             await wait_available(backend_port, 2)
-            await asyncio.to_thread(set_label, config, f"127.0.0.1:{backend_port}", "cnn", "canary", 2)
+            await asyncio.to_thread(
+                set_label, config, f"127.0.0.1:{backend_port}", "cnn", "canary", 2
+            )
 
             await wait_for(lambda: 2 in served["canary"], "canary reaching version 2")
             during = len(completed)

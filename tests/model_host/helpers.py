@@ -185,8 +185,8 @@ class RunningHost(Stubs):
         self.port = port
 
 
-def poller_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("model-host-poll")]
+def poller_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("model-host-poll")]
 
 
 def assert_rpc_error(

@@ -66,7 +66,7 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         command_line = next(
             line.strip() for line in usage.splitlines() if re.search(r"/classify \S+ --model", line)
         )
-        command = shlex.split(command_line) + ["--target", f"127.0.0.1:{gateway_port}", "--json"]
+        command = [*shlex.split(command_line), "--target", f"127.0.0.1:{gateway_port}", "--json"]
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         answer = json.loads(result.stdout.splitlines()[0])

@@ -1,0 +1,414 @@
+"""Transport-free image preprocessing: what a client sent -> uint8 RGB pixels for the model.
+
+`decode_image` handles encoded bytes (`ClassifyRequest.encoded`), `raw_to_array` the proto's
+`RawImage`; both return a numpy array of shape (height, width, 3) and dtype uint8, resized to
+`target_size` when one is given. Sizes are (height, width) everywhere in this module's API, as in
+numpy and the proto's `ImageSize`; Pillow's (width, height) stays inside.
+
+Behaviour worth knowing:
+
+- Only the first frame or page of an animated or multi-page file is decoded; later frames are
+  never read, so a GIF of 40,000 frames or a bomb in frame 2 costs nothing.
+- The header's dimensions are checked against `ImageLimits.max_pixels` before any pixel is
+  decoded (`Image.open` is lazy).
+- EXIF orientation is applied, after resizing where it is cheapest. A malformed Orientation
+  value is ignored. AVIF files follow their own irot/imir boxes, as Pillow and browsers do.
+- Transparent pixels are composited over white (`ALPHA_BACKGROUND`): transparent uploads are
+  mostly logos, stickers and product shots made to be shown on white pages, and Pillow's plain
+  RGBA -> RGB conversion would instead expose whatever colour the transparent pixels happen to
+  store. Raw RGBA pixels drop their alpha instead, as the proto specifies.
+- 16-bit samples are scaled with rounding (v * 255 / 65535), not clipped; Pillow's mode "I" is
+  taken as 16-bit samples (what its Netpbm and signed-16-bit TIFF decoders produce) and mode "F"
+  as floats in [0, 1].
+- Resizing stretches to the target size (no crop): JPEGs are first decoded at a reduced DCT scale
+  (`Image.draft`) down to no less than `REDUCING_GAP` times the target, then Pillow resizes with
+  `RESAMPLE` and the same `reducing_gap`, which box-reduces by an integer factor first. Bicubic is
+  Pillow's own default for downscaling: antialiased, sharper than bilinear, less ringing than
+  Lanczos; the reducing gap keeps its cost flat however large the source.
+- Failures raise `InvalidImage` (INVALID_ARGUMENT) or `LimitExceeded` (RESOURCE_EXHAUSTED) with a
+  message for the sender; Pillow's exception stays chained (`__cause__`) for the logs.
+- No Pillow global is changed. Pillow's warnings while parsing headers and metadata (EXIF, TIFF
+  tags, decompression-bomb warnings) are silenced: Python 3.11's `warnings.catch_warnings` is not
+  thread-safe, so it runs under a module lock, which keeps concurrent calls from leaving
+  `warnings.filters` altered. The lock covers opening and EXIF parsing, not pixel decoding, except
+  for TIFF, whose loader parses the EXIF IFDs after the pixels. Warnings that other threads raise
+  while the lock is held are silenced too.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import cache
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from PIL import ExifTags, Image, ImageFile, PngImagePlugin, UnidentifiedImageError
+
+from server.gateway.errors import InvalidImage, LimitExceeded
+from server.gateway.image_limits import ImageLimits
+
+__all__ = [
+    "ALPHA_BACKGROUND",
+    "REDUCING_GAP",
+    "RESAMPLE",
+    "ImageLimits",
+    "RgbArray",
+    "Size",
+    "decode_image",
+    "raw_to_array",
+    "resize_array",
+]
+
+Size = tuple[int, int]
+"""(height, width) in pixels."""
+
+RgbArray = npt.NDArray[np.uint8]
+"""Pixels of shape (height, width, 3), dtype uint8, RGB order."""
+
+ALPHA_BACKGROUND: Final = (255, 255, 255)
+RESAMPLE: Final = Image.Resampling.BICUBIC
+REDUCING_GAP: Final = 3.0
+
+_RAW_CHANNELS: Final = (1, 3, 4)
+
+# Exceptions Pillow raises for undecodable input (besides the ones handled on their own).
+_DECODE_ERRORS: Final = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
+
+_TRANSPOSE_FOR_ORIENTATION: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_AXES_SWAPPING: Final = frozenset(
+    {
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSVERSE,
+        Image.Transpose.ROTATE_90,
+    }
+)
+
+_DISPLAY_NAMES: Final = {"WEBP": "WebP", "PPM": "PNM (PBM/PGM/PPM)"}
+_HEIF_BRANDS: Final = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+_PILLOW_WARNINGS_LOCK: Final = threading.Lock()
+# Formats whose Pillow loader parses metadata, and may warn, while it decodes the pixels: the TIFF
+# loader reads the EXIF IFDs after decoding (and applies their orientation itself).
+_METADATA_WHILE_LOADING: Final = frozenset({"TIFF"})
+_VARIANT_EXAMPLES: Final = {
+    "JPEG": " (such as 12-bit or lossless JPEG)",
+    "TIFF": " (such as an unusual sample layout)",
+}
+
+
+def decode_image(data: bytes, limits: ImageLimits, target_size: Size | None = None) -> RgbArray:
+    """Decode the first frame of an encoded image into RGB pixels.
+
+    Args:
+        data: The encoded file, in one of `limits.formats`.
+        limits: Size limits and accepted formats.
+        target_size: (height, width) to resize to; None keeps the (EXIF-oriented) native size.
+
+    Returns:
+        A read-only uint8 array of shape (height, width, 3).
+
+    Raises:
+        InvalidImage: The data is empty, not an accepted format, truncated or corrupt.
+        LimitExceeded: The data or the image's dimensions are over `limits`.
+    """
+    _check_encoded_size(data, limits)
+    if target_size is not None:
+        _check_target_size(target_size)
+    with _pillow_errors(data, limits):
+        image = _open(data, limits)
+    with image, _pillow_errors(data, limits, image.format):
+        _check_dimensions(image.size, limits)
+        if target_size is not None:
+            _draft(image, target_size)
+        _load(image)
+        transpose = _orientation_transpose(image)
+        rgb = _to_rgb(image)
+        if target_size is not None:
+            rgb = _resize(rgb, _swap(target_size) if transpose in _AXES_SWAPPING else target_size)
+        if transpose is not None:
+            rgb = rgb.transpose(transpose)
+        return np.asarray(rgb)
+
+
+def raw_to_array(
+    pixels: bytes,
+    height: int,
+    width: int,
+    channels: int,
+    limits: ImageLimits,
+    target_size: Size | None = None,
+) -> RgbArray:
+    """Turn `RawImage` pixels (uint8, row-major, channels last) into RGB pixels.
+
+    Grayscale is repeated into three channels and the alpha of RGBA is dropped. Without resizing
+    the result may share memory with `pixels`; treat it as read-only.
+
+    Raises:
+        InvalidImage: Unsupported channel count, a zero dimension, or a byte count that does not
+            match height x width x channels.
+        LimitExceeded: height x width is over `limits.max_pixels`.
+    """
+    if channels not in _RAW_CHANNELS:
+        raise InvalidImage(
+            f"raw.channels must be 1 (grayscale), 3 (RGB) or 4 (RGBA), got {channels}"
+        )
+    if height <= 0 or width <= 0:
+        raise InvalidImage(f"raw.height and raw.width must be positive, got {height}x{width}")
+    expected = height * width * channels
+    if len(pixels) != expected:
+        raise InvalidImage(
+            f"raw.pixels holds {len(pixels):,} bytes but height x width x channels = "
+            f"{height} x {width} x {channels} needs {expected:,} (one uint8 per sample, "
+            "row-major, channels last)"
+        )
+    _check_dimensions((width, height), limits)
+    array = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, channels)
+    rgb = np.repeat(array, 3, axis=2) if channels == 1 else array[:, :, :3]
+    return rgb if target_size is None else resize_array(rgb, target_size)
+
+
+def resize_array(array: RgbArray, size: Size) -> RgbArray:
+    """Resize (height, width, 3) uint8 pixels to `size` = (height, width) with `RESAMPLE`.
+
+    Returns `array` itself when it already has that size.
+    """
+    _check_target_size(size)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(f"expected (h, w, 3) uint8 pixels, got {array.shape}, {array.dtype}")
+    if array.shape[:2] == size:
+        return array
+    return np.asarray(_resize(Image.fromarray(np.ascontiguousarray(array)), size))
+
+
+def _check_encoded_size(data: bytes, limits: ImageLimits) -> None:
+    if not data:
+        raise InvalidImage(
+            f"the image is empty (0 bytes); send the bytes of a {_accepted(limits)} file"
+        )
+    if len(data) > limits.max_encoded_bytes:
+        raise LimitExceeded(
+            f"the encoded image is {len(data):,} bytes, over the limit of "
+            f"{limits.max_encoded_bytes:,} bytes; send a smaller or more compressed image"
+        )
+
+
+def _check_target_size(size: Size) -> None:
+    if len(size) != 2 or min(size) <= 0:
+        raise ValueError(f"target size must be (height, width) with both positive, got {size}")
+
+
+def _check_dimensions(width_height: tuple[int, int], limits: ImageLimits) -> None:
+    width, height = width_height
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"the image has no pixels ({width}x{height})")
+    if width * height > limits.max_pixels:
+        raise LimitExceeded(
+            f"the image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{limits.max_pixels:,} pixels; downscale it before sending"
+        )
+
+
+@contextmanager
+def _silenced_pillow_warnings() -> Iterator[None]:
+    with _PILLOW_WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@cache
+def _openable(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats of `formats` this Pillow build can open (`Image.open` fails on others)."""
+    Image.init()
+    return tuple(name for name in formats if name in Image.OPEN)
+
+
+def _open(data: bytes, limits: ImageLimits) -> ImageFile.ImageFile:
+    with _silenced_pillow_warnings():
+        return Image.open(io.BytesIO(data), formats=_openable(limits.formats))
+
+
+@contextmanager
+def _pillow_errors(
+    data: bytes, limits: ImageLimits, image_format: str | None = None
+) -> Iterator[None]:
+    """Turn Pillow's exceptions for bad input into the gateway's."""
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(
+            "the image's declared dimensions are far over the pixel limit; downscale it "
+            "before sending"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(_unidentified_message(data, limits)) from exc
+    except _DECODE_ERRORS as exc:
+        kind = _display_name(image_format) if image_format else _sniff(data)
+        if _is_text_chunk_bomb(exc):
+            raise LimitExceeded(
+                f"the {kind or 'image'} file's text metadata decompresses to more than "
+                f"{PngImagePlugin.MAX_TEXT_CHUNK // 1024} KiB; save it again without that "
+                "metadata"
+            ) from exc
+        raise InvalidImage(_undecodable_message(kind, exc)) from exc
+
+
+def _is_text_chunk_bomb(exc: Exception) -> bool:
+    message = str(exc)
+    return isinstance(exc, ValueError) and (
+        "Decompressed data too large" in message or "Too much memory used in text" in message
+    )
+
+
+def _draft(image: ImageFile.ImageFile, target_size: Size) -> None:
+    # JPEG decodes at 1/2, 1/4 or 1/8 scale but never below the requested size; other formats
+    # ignore drafts. A square request stays valid whichever way EXIF later turns the image.
+    side = math.ceil(max(target_size) * REDUCING_GAP)
+    image.draft(None, (side, side))
+
+
+def _load(image: ImageFile.ImageFile) -> None:
+    quiet = image.format in _METADATA_WHILE_LOADING
+    with _silenced_pillow_warnings() if quiet else nullcontext():
+        image.load()
+
+
+def _orientation_transpose(image: Image.Image) -> Image.Transpose | None:
+    # Pillow's TIFF loader has already applied the tag and removed it; AVIF reports its irot/imir.
+    with _silenced_pillow_warnings():
+        try:
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
+        except _DECODE_ERRORS:
+            return None  # unreadable EXIF: show the pixels as stored
+    if not isinstance(orientation, int):
+        return None  # absent, or junk such as a string in the tag
+    return _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        return Image.fromarray(_high_depth_to_uint8(image)).convert("RGB")
+    if image.has_transparency_data:
+        return _flatten_alpha(image.convert("RGBA"))
+    if image.mode == "RGB":
+        return image
+    return image.convert("RGB")
+
+
+def _high_depth_to_uint8(image: Image.Image) -> npt.NDArray[np.uint8]:
+    if image.mode == "F":
+        floats = np.asarray(image, dtype=np.float32)
+        unit = np.clip(np.nan_to_num(floats, nan=0.0), 0.0, 1.0)
+        return (unit * 255.0).round().astype(np.uint8)
+    sixteen_bit = np.clip(np.asarray(image, dtype=np.int32), 0, 65535)  # x 255 fits int32
+    return ((sixteen_bit * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _flatten_alpha(rgba: Image.Image) -> Image.Image:
+    background = Image.new("RGB", rgba.size, ALPHA_BACKGROUND)
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _resize(image: Image.Image, size: Size) -> Image.Image:
+    height, width = size
+    if image.size == (width, height):
+        return image
+    return image.resize((width, height), RESAMPLE, reducing_gap=REDUCING_GAP)
+
+
+def _swap(size: Size) -> Size:
+    return size[1], size[0]
+
+
+def _accepted(limits: ImageLimits) -> str:
+    return _one_of([_display_name(name) for name in limits.formats])
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
+def _display_name(pillow_format: str) -> str:
+    return _DISPLAY_NAMES.get(pillow_format, pillow_format)
+
+
+def _sniff(data: bytes) -> str | None:
+    """Name the format the first bytes announce, for error messages only."""
+    head = data[:512]
+    if head[4:8] == b"ftyp":
+        brands = {head[i : i + 4] for i in range(8, min(len(head), 40), 4)}
+        if brands & {b"avif", b"avis"}:
+            return "AVIF"
+        return "HEIC/HEIF" if brands & _HEIF_BRANDS else None
+    signatures = (
+        (b"\xff\xd8\xff", "JPEG"),
+        (b"\x89PNG\r\n\x1a\n", "PNG"),
+        (b"GIF8", "GIF"),
+        (b"BM", "BMP"),
+        (b"II*\x00", "TIFF"),
+        (b"MM\x00*", "TIFF"),
+        (b"II+\x00", "TIFF"),
+        (b"MM\x00+", "TIFF"),
+        (b"\x00\x00\x01\x00", "ICO"),
+        (b"%PDF", "PDF"),
+        (b"8BPS", "PSD"),
+        (b"\xff\x4f\xff\x51", "JPEG 2000"),
+        (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    )
+    for magic, name in signatures:
+        if head.startswith(magic):
+            return name
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    if b"<svg" in head.lower():
+        return "SVG"
+    return None
+
+
+def _unidentified_message(data: bytes, limits: ImageLimits) -> str:
+    kind = _sniff(data)
+    send = f"send {_accepted(limits)}"
+    if kind == "HEIC/HEIF":
+        return (
+            "HEIC/HEIF images are not supported; convert the photo to JPEG (on an iPhone: "
+            f"Settings > Camera > Formats > Most Compatible) or {send}"
+        )
+    if kind == "SVG":
+        return f"SVG is a vector format and is not supported; render it to PNG first, or {send}"
+    if kind in {_display_name(name) for name in limits.formats}:
+        alternatives = _one_of(list(dict.fromkeys((kind, "JPEG", "PNG"))))
+        return (
+            f"the data starts like a {kind} file, but its header is corrupt or uses a variant "
+            f"this server cannot decode{_VARIANT_EXAMPLES.get(kind, '')}; save it again as a "
+            f"standard 8-bit {alternatives}"
+        )
+    if kind is not None:
+        return f"{kind} files are not supported; {send}"
+    return f"not a supported image format; {send} file bytes, or raw pixels"
+
+
+def _undecodable_message(kind: str | None, exc: Exception) -> str:
+    what = f"the {kind} data" if kind else "the image data"
+    if "truncated" in str(exc).lower():
+        return f"could not decode the image: {what} is truncated; send the complete file"
+    return (
+        f"could not decode the image: {what} is corrupt or uses a compression this server "
+        "cannot decode; save it again as a standard JPEG or PNG"
+    )
