@@ -37,7 +37,8 @@ serve: $(STAMP)
 	MODEL_ROOT=$(MODEL_ROOT) CIFAR10_DIR=$(CIFAR10_DIR) GATEWAY_PORT=$(GATEWAY_PORT) BACKEND_PORT=$(BACKEND_PORT) \
 	$(PY) -m server.dev_stack
 
-test: $(STAMP)
+# Lint, the client's strict typing, then every test (unit and integration, real servers).
+test: $(STAMP) lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -176,7 +176,8 @@ def main() -> int:
     train_missing(models)
     names = [m.name for m in models]
     processes: list[subprocess.Popen[bytes]] = []
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         backend = subprocess.Popen(backend_command())
         processes.append(backend)

@@ -75,11 +75,23 @@ class ClassificationService:
 
     async def classify(self, request: ClassifyInput, *, timeout: float | None) -> Classification:
         validate_ref(request.model)
-        info = await self._catalog.resolve(request.model, timeout=timeout)
-        pixels = await self._prepare(request.image, info)
-        probabilities = await self._backend.predict(
-            info.name, info.version, pixels[np.newaxis], timeout=timeout
-        )
+        ref = request.model
+        pixels: np.ndarray | None = None
+        for attempt in range(2):
+            try:
+                info = await self._catalog.resolve(ref, timeout=timeout)
+                if pixels is None or pixels.shape != info.input_size:
+                    pixels = await self._prepare(request.image, info)
+                probabilities = await self._backend.predict(
+                    info.name, info.version, pixels[np.newaxis], timeout=timeout
+                )
+                break
+            except NotFound:
+                # A label or "latest" resolved a moment ago may point at a version that has
+                # just been unloaded: resolve again once rather than fail the call.
+                if ref.version is not None or attempt == 1:
+                    raise
+                self._catalog.forget(ref)
         return Classification(
             scores=top_scores(probabilities[0], info.class_names, request.top_k),
             model=info.name,
@@ -89,7 +101,13 @@ class ClassificationService:
 
     async def get_model(self, ref: ModelRef, *, timeout: float | None) -> ModelInfo:
         validate_ref(ref)
-        return await self._catalog.resolve(ref, timeout=timeout)
+        try:
+            return await self._catalog.resolve(ref, timeout=timeout)
+        except NotFound:
+            if ref.version is not None:
+                raise
+            self._catalog.forget(ref)
+            return await self._catalog.resolve(ref, timeout=timeout)
 
     async def list_models(self, *, timeout: float | None) -> list[ModelStatus]:
         configured = self._models_config.models()

@@ -45,6 +45,10 @@ class ModelCatalog:
             version = await self._resolve_version(ref, timeout)
         return await self._info(ref.name, version, timeout)
 
+    def forget(self, ref: ModelRef) -> None:
+        """Drops the cached resolution of `ref`'s label (or latest), e.g. after a NOT_FOUND."""
+        self._resolved.pop((ref.name, ref.label), None)
+
     async def _resolve_version(self, ref: ModelRef, timeout: float | None) -> int:
         key = (ref.name, ref.label)
         cached = self._resolved.get(key)

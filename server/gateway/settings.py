@@ -55,7 +55,7 @@ class GatewaySettings(BaseSettings):
         10.0, description="Deadline for backend calls when the caller sets none."
     )
     version_cache_ttl_s: float = Field(
-        1.0,
+        0.25,
         description="How long a label (or 'latest') stays resolved to a version number before "
         "the backend is asked again; bounds how late a moved label is seen.",
     )

@@ -112,3 +112,58 @@ async def test_publish_then_move_canary_without_a_failed_request(tmp_path: Path)
     assert pinned.model_version == 2
     (model,) = parse_models_config(config.read_text())
     assert model.labels == {"canary": 2, "stable": 1}
+
+
+async def test_latest_follows_a_new_version_when_the_old_one_unloads(tmp_path: Path) -> None:
+    # With the default policy (latest, one version) publishing version 2 unloads version 1.
+    # A long resolution TTL keeps "latest -> 1" cached after the unload, so the gateway must
+    # notice the NOT_FOUND and resolve again instead of failing calls.
+    root = tmp_path / "models"
+    publish_tiny(root, seed=0)
+    config = write_models_config(
+        tmp_path / "models.config", root, policy="latest { num_versions: 1 }"
+    )
+    host, backend_port = start_model_host(config)
+    gateway = await create_server(
+        gateway_settings(backend_port, config, version_cache_ttl_s=3600.0)
+    )
+    image = HOPPER.read_bytes()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            stub = classifier_pb2_grpc.ClassifierStub(channel)
+            latest = pb.ClassifyRequest(encoded=image, model=pb.ModelSelector(name="cnn"))
+            assert (await stub.Classify(latest)).model_version == 1
+            info = await stub.GetModel(pb.GetModelRequest(model=pb.ModelSelector(name="cnn")))
+            assert info.version == 1
+
+            await asyncio.to_thread(publish_tiny, root, "cnn", 1)
+            await wait_available(backend_port, 2)
+            await wait_unloaded(backend_port, 1)
+
+            assert (await stub.Classify(latest)).model_version == 2
+            info = await stub.GetModel(pb.GetModelRequest(model=pb.ModelSelector(name="cnn")))
+            assert info.version == 2
+    finally:
+        await gateway.stop(0)
+        host.stop(None)
+
+
+async def wait_unloaded(backend_port: int, version: int) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{backend_port}") as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        request = get_model_status_pb2.GetModelStatusRequest(
+            model_spec=model_pb2.ModelSpec(name="cnn")
+        )
+
+        async def ended() -> bool:
+            status = await stub.GetModelStatus(request)
+            return any(
+                v.version == version and v.state == get_model_status_pb2.ModelVersionStatus.END
+                for v in status.model_version_status
+            )
+
+        deadline = time.monotonic() + WAIT_S
+        while not await ended():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"version {version} was never unloaded")
+            await asyncio.sleep(0.05)
