@@ -12,12 +12,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tests.cifar10_names import CIFAR10_CLASSES
 from training.export import publish
-
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
 
 
 def tiny_classifier(seed: int, input_size: tuple[int, int] = (32, 32)) -> keras.Model:

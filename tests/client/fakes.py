@@ -19,19 +19,10 @@ from imgclf.v1 import classifier_pb2 as pb
 from imgclf.v1 import classifier_pb2_grpc as pb_grpc
 from imgclf_client import AsyncClient, Classification, Client, ModelInfo, ModelStatus
 
+from tests.cifar10_names import CIFAR10_CLASSES
+
 MODEL = "cnn"
-CLASS_NAMES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CLASS_NAMES = list(CIFAR10_CLASSES)
 LABELS = {"stable": 3, "canary": 4}
 LATEST_VERSION = 4
 SERVER_MAX_MESSAGE_BYTES = 64 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,7 +13,9 @@ from imgclf.v1 import classifier_pb2 as pb
 from imgclf.v1 import classifier_pb2_grpc
 
 from server.gateway.preprocess import ImageLimits, decode_image
-from tests.model_factory import CIFAR10_CLASSES
+from server.gateway.server import create_server
+from tests.gateway.conftest import gateway_settings, start_model_host
+from tests.model_factory import CIFAR10_CLASSES, tiny_classifier, write_models_config
 
 IMAGES = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "images" / "odd"
 PHOTO = IMAGES / "jpeg_exif_orientation8_photo.jpg"
@@ -173,3 +176,31 @@ async def test_list_models(stub: classifier_pb2_grpc.ClassifierStub) -> None:
     assert states == {1: pb.VERSION_STATE_AVAILABLE, 2: pb.VERSION_STATE_AVAILABLE}
     labels = {v.version: list(v.labels) for v in model.versions}
     assert labels == {1: ["stable"], 2: ["canary"]}
+
+
+async def test_a_model_without_the_metadata_signature_is_a_clear_internal_error(
+    tmp_path: Path,
+) -> None:
+    model = tiny_classifier(seed=3)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        lambda images: {"probabilities": model(tf.cast(images, tf.float32))},
+        input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.uint8, name="images")],
+    )
+    archive.write_out(str(tmp_path / "models" / "cnn" / "1"), verbose=False)
+    config = write_models_config(tmp_path / "models.config", tmp_path / "models")
+    host, port = start_model_host(config)
+    gateway = await create_server(gateway_settings(port, config))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            stub = classifier_pb2_grpc.ClassifierStub(channel)
+            await expect_error(
+                stub.Classify(request(HOPPER.read_bytes(), name="cnn")),
+                grpc.StatusCode.INTERNAL,
+                "has no 'metadata' signature",
+            )
+    finally:
+        await gateway.stop(0)
+        host.stop(None)

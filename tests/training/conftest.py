@@ -10,18 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CLASS_NAMES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+from tests.cifar10_names import CIFAR10_CLASSES
+
+CLASS_NAMES = CIFAR10_CLASSES
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
