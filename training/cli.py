@@ -67,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--download", action="store_true", help="fetch the official archive if no data is found"
     )
+    train.add_argument(
+        "--validation-images",
+        type=int,
+        help="training images held out for validation (default 5000; 500 with --quick)",
+    )
+    train.add_argument(
+        "--run-dir",
+        type=Path,
+        help="where history and checkpoints go (default runs/NAME/TIMESTAMP); "
+        "rerun with the same --run-dir to resume a stopped run",
+    )
     return parser
 
 
@@ -83,6 +94,8 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         width=args.width,
         precision=args.precision,
+        validation_images=args.validation_images,
+        run_dir=args.run_dir,
     )
     data = load_run_data(config)  # before TensorFlow loads, so data errors answer at once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

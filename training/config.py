@@ -21,6 +21,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 QUICK_TRAIN_FILES = TRAIN_FILES[:1]
 QUICK_TRAIN_IMAGES = 4000
 QUICK_TEST_IMAGES = 2000
+DEFAULT_VALIDATION_IMAGES = 5000
+QUICK_VALIDATION_IMAGES = 500
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class TrainConfig:
     learning_rate: float = DEFAULT_LEARNING_RATE
     precision: str = "auto"
     verbose: int = 1
+    validation_images: int | None = None
+    run_dir: Path | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with every `None` default filled in, applying `quick`."""
@@ -57,6 +61,11 @@ class TrainConfig:
             augment=(not self.quick) if self.augment is None else self.augment,
             train_limit=self.train_limit or (QUICK_TRAIN_IMAGES if self.quick else None),
             test_limit=self.test_limit or (QUICK_TEST_IMAGES if self.quick else None),
+            validation_images=(
+                self.validation_images
+                if self.validation_images is not None
+                else (QUICK_VALIDATION_IMAGES if self.quick else DEFAULT_VALIDATION_IMAGES)
+            ),
         )
 
 

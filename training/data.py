@@ -56,6 +56,8 @@ class Cifar10:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    sha256: str = ""
+    """Checksum of the files read (names and bytes), recorded with every exported model."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +178,19 @@ def load_cifar10(data_dir: Path, *, train_files: tuple[str, ...] = TRAIN_FILES) 
         x_test=x_test,
         y_test=y_test,
         class_names=class_names,
+        sha256=files_checksum(data_dir, needed),
     )
+
+
+def files_checksum(data_dir: Path, names: tuple[str, ...]) -> str:
+    """SHA-256 over the named files, in order, each preceded by its name."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        with (Path(data_dir) / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def is_complete(data_dir: Path) -> bool:
@@ -336,3 +350,20 @@ def download(
             dest.rmdir()
         unpacked.rename(dest)
     return dest
+
+
+def split_validation(
+    images: np.ndarray, labels: np.ndarray, count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Holds out `count` training images (a seeded random draw) for validation.
+
+    Returns (train_images, train_labels, validation_images, validation_labels). The test set is
+    never touched: it is for the final evaluation only.
+    """
+    if count <= 0:
+        return images, labels, images[:0], labels[:0]
+    if count >= len(images):
+        raise ValueError(f"cannot hold out {count} of {len(images)} training images")
+    order = np.random.default_rng(seed).permutation(len(images))
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    return images[kept], labels[kept], images[held], labels[held]

@@ -14,8 +14,11 @@ oneDNN's multi-threaded kernels sum in varying order (even under TF's op determi
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,8 +30,10 @@ import tensorflow as tf
 
 from training import export, pipeline
 from training.config import TrainConfig, load_run_data
-from training.data import Cifar10
+from training.data import Cifar10, split_validation
 from training.models import build_model
+from training.provenance import git_commit
+from training.warmup import write_warmup_file
 
 # ---------------------------------------------------------------------------------------------
 # Hyperparameters (run-level settings such as epochs and batch size live in TrainConfig)
@@ -39,6 +44,8 @@ WEIGHT_DECAY = 5e-4
 LABEL_SMOOTHING = 0.1
 EVAL_BATCH_SIZE = 500
 REPORT_FILE = "assets.extra/training.json"
+HISTORY_FILE = "assets.extra/history.csv"
+RUNS_ROOT = Path("runs")
 
 
 class TrainResult(NamedTuple):
@@ -101,6 +108,55 @@ def _optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
     )
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Adds each epoch's wall time and final learning rate to the logs (so to history.csv)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs is None:
+            return
+        logs["epoch_seconds"] = round(time.monotonic() - self._started, 2)
+        optimizer = self.model.optimizer
+        learning_rate = optimizer.learning_rate
+        if callable(learning_rate):
+            learning_rate = learning_rate(optimizer.iterations)
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(learning_rate))
+
+
+def _history_seconds(history: Path) -> float:
+    """Total training time over every epoch in the run's history (resumed runs included)."""
+    if not history.exists():
+        return 0.0
+    with history.open(newline="") as handle:
+        return sum(float(row.get("epoch_seconds") or 0.0) for row in csv.DictReader(handle))
+
+
+def default_run_dir(model_name: str) -> Path:
+    return RUNS_ROOT / model_name / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def hardware_summary() -> dict[str, object]:
+    """What the run ran on, for the report."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpus": gpus,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
 def train_and_publish(
     config: TrainConfig,
     *,
@@ -121,10 +177,17 @@ def train_and_publish(
         raise ValueError("need at least one training and one test image")
 
     keras.utils.set_random_seed(config.seed)
+    # At most a tenth of the training images are held out, so tiny runs still train.
+    held_out = min(int(config.validation_images or 0), len(data.x_train) // 10)
+    x_train, y_train, x_val, y_val = split_validation(
+        data.x_train, data.y_train, held_out, config.seed
+    )
     policy = training_dtype_policy(config.precision)
-    batch_size = min(config.batch_size, len(data.x_train))
-    steps_per_epoch = len(data.x_train) // batch_size
-    mean, std = _channel_stats(data.x_train)
+    batch_size = min(config.batch_size, len(x_train))
+    steps_per_epoch = len(x_train) // batch_size
+    mean, std = _channel_stats(x_train)
+    run_dir = Path(config.run_dir or default_run_dir(config.model_name))
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     def build(dtype_policy: str | None) -> keras.Model:
         return build_model(
@@ -139,28 +202,41 @@ def train_and_publish(
     model = build(policy)
     _compile(model, _optimizer(config, steps_per_epoch * config.epochs))
     train_ds = pipeline.train_dataset(
-        data.x_train,
-        data.y_train,
+        x_train,
+        y_train,
         num_classes=num_classes,
         batch_size=batch_size,
         seed=config.seed,
         augment=bool(config.augment),
     )
+    val_ds = None
+    if len(x_val):
+        val_ds = pipeline.eval_dataset(
+            x_val, y_val, num_classes=num_classes, batch_size=EVAL_BATCH_SIZE
+        )
     if config.verbose:
         print(
             f"training {config.model} ({model.count_params():,} parameters, "
-            f"{policy or 'float32'}) on {len(data.x_train):,} images for {config.epochs} "
-            f"epoch(s), batch size {batch_size}"
+            f"{policy or 'float32'}) on {len(x_train):,} images ({len(x_val):,} held out for "
+            f"validation) for {config.epochs} epoch(s), batch size {batch_size}; run dir {run_dir}"
         )
     started = time.monotonic()
     model.fit(
         train_ds,
+        validation_data=val_ds,
         epochs=config.epochs,
         shuffle=False,  # the dataset reshuffles itself, reproducibly
         verbose=config.verbose,
-        callbacks=list(callbacks),
+        callbacks=[
+            EpochClock(),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+            # Saves model and optimizer state every epoch; a rerun with the same --run-dir
+            # resumes from the last finished epoch. Deleted once training completes.
+            keras.callbacks.BackupAndRestore(str(run_dir / "checkpoint")),
+            *callbacks,
+        ],
     )
-    train_seconds = time.monotonic() - started
+    train_seconds = _history_seconds(run_dir / "history.csv") or time.monotonic() - started
 
     # Publish (and evaluate) a float32 twin: same weights, portable to any serving hardware.
     serving_model = model
@@ -175,7 +251,8 @@ def train_and_publish(
     metrics = {
         "test_accuracy": float(scores["accuracy"]),
         "test_loss": float(scores["loss"]),
-        "train_images": float(len(data.x_train)),
+        "train_images": float(len(x_train)),
+        "validation_images": float(len(x_val)),
         "test_images": float(len(data.x_test)),
         "epochs": float(config.epochs),
         "train_seconds": round(train_seconds, 1),
@@ -187,8 +264,22 @@ def train_and_publish(
         settings = {
             k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()
         }
-        body = {"config": settings, "metrics": metrics, "class_names": list(data.class_names)}
+        body = {
+            "config": settings,
+            "metrics": metrics,
+            "class_names": list(data.class_names),
+            "precision": policy or "float32",
+            "hardware": hardware_summary(),
+            "run_dir": str(run_dir),
+            "dataset_sha256": data.sha256,
+            "git_commit": git_commit(),
+            "input_size": list(data.x_test.shape[1:]),
+        }
         report.write_text(json.dumps(body, indent=2) + "\n")
+        history = run_dir / "history.csv"
+        if history.exists():
+            shutil.copyfile(history, export_dir / HISTORY_FILE)
+        write_warmup_file(export_dir, config.model_name or config.model, data.x_test[:32])
 
     version, path = export.publish(
         serving_model,

@@ -54,7 +54,8 @@ def test_publishes_versions_with_the_serving_contract(
 
     assert (version, path) == (1, model_root / "cnn" / "1")
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert metrics["train_images"] == 40 and metrics["test_images"] == 10
+    assert metrics["train_images"] == 36 and metrics["validation_images"] == 4
+    assert metrics["test_images"] == 10
     report = json.loads((path / "assets.extra" / "training.json").read_text())
     assert report["metrics"] == metrics and report["class_names"][0] == "airplane"
 
