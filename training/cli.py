@@ -13,16 +13,25 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from training import report_cli
 from training.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     PRECISIONS,
+    XCEPTION_BLOCKS,
+    XCEPTION_FINE_TUNE_FROM,
+    XCEPTION_IMAGE_SIZE,
+    XCEPTION_MIN_IMAGE_SIZE,
+    XCEPTION_PHASE1_EPOCHS,
+    XCEPTION_PHASE1_LEARNING_RATE,
+    XCEPTION_PHASE2_EPOCHS,
+    XCEPTION_PHASE2_LEARNING_RATE,
     TrainConfig,
     load_run_data,
 )
 from training.data import DatasetError
 
-MODEL_CHOICES = ("cnn",)
+MODEL_CHOICES = ("cnn", "xception")
 
 
 def _positive_int(text: str) -> int:
@@ -30,6 +39,61 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def _add_transfer_options(train: argparse.ArgumentParser) -> None:
+    """The `train` options of two-phase transfer learning (--model xception)."""
+    group = train.add_argument_group(
+        "xception (phase 1 trains the new head on a frozen base, phase 2 fine-tunes top blocks)"
+    )
+    group.add_argument(
+        "--weights",
+        metavar="none|imagenet|PATH",
+        help="base weights: none (random, the default), imagenet (Keras' ImageNet weights, "
+        "downloaded once into the Keras cache) or a weights file of the Xception base "
+        "(include_top=False), e.g. a .weights.h5 saved by Keras or Keras' *_notop.h5",
+    )
+    group.add_argument(
+        "--image-size",
+        type=_positive_int,
+        help=f"side the 32x32 input is upscaled to inside the model, at least "
+        f"{XCEPTION_MIN_IMAGE_SIZE} (default {XCEPTION_IMAGE_SIZE})",
+    )
+    group.add_argument(
+        "--phase1-epochs",
+        type=_non_negative_int,
+        help=f"head-only epochs (default {XCEPTION_PHASE1_EPOCHS}, 1 with --quick)",
+    )
+    group.add_argument(
+        "--phase2-epochs",
+        type=_non_negative_int,
+        help=f"fine-tuning epochs (default {XCEPTION_PHASE2_EPOCHS}, 1 with --quick)",
+    )
+    group.add_argument(
+        "--fine-tune-from",
+        type=_positive_int,
+        metavar="BLOCK",
+        help=f"first base block unfrozen in phase 2, 1..{XCEPTION_BLOCKS} "
+        f"(default {XCEPTION_FINE_TUNE_FROM}; 1 trains the whole base, sensible with "
+        "--weights none)",
+    )
+    group.add_argument(
+        "--phase1-learning-rate",
+        type=float,
+        help=f"peak learning rate of phase 1 (default {XCEPTION_PHASE1_LEARNING_RATE})",
+    )
+    group.add_argument(
+        "--phase2-learning-rate",
+        type=float,
+        help=f"peak learning rate of phase 2 (default {XCEPTION_PHASE2_LEARNING_RATE})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,10 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--model-name", help="name in the repository (default: the --model value)")
     train.add_argument(
-        "--quick", action="store_true", help="a few thousand images, one epoch: a first real model"
+        "--quick",
+        action="store_true",
+        help="a slice of the data, one epoch (1+1 for xception): a first real model",
     )
     train.add_argument(
-        "--epochs", type=_positive_int, help=f"epochs (default: {DEFAULT_EPOCHS}, 1 with --quick)"
+        "--epochs",
+        type=_positive_int,
+        help=f"epochs of a cnn run (default: {DEFAULT_EPOCHS}, 1 with --quick)",
     )
     train.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE)
     train.add_argument("--seed", type=int, default=0)
@@ -78,7 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="where history and checkpoints go (default runs/NAME/TIMESTAMP); "
         "rerun with the same --run-dir to resume a stopped run",
     )
+    _add_transfer_options(train)
+    report_cli.add_commands(commands)
     return parser
+
+
+def _usage_error(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -96,12 +171,27 @@ def _train(args: argparse.Namespace) -> int:
         precision=args.precision,
         validation_images=args.validation_images,
         run_dir=args.run_dir,
+        weights=args.weights,
+        image_size=args.image_size,
+        phase1_epochs=args.phase1_epochs,
+        phase2_epochs=args.phase2_epochs,
+        fine_tune_from=args.fine_tune_from,
+        phase1_learning_rate=args.phase1_learning_rate,
+        phase2_learning_rate=args.phase2_learning_rate,
     )
+    try:
+        config.resolved()  # settings that don't fit the model answer before any data is read
+    except ValueError as exc:
+        return _usage_error(exc)
     data = load_run_data(config)  # before TensorFlow loads, so data errors answer at once
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.models import WeightsError
     from training.train import train_and_publish
 
-    result = train_and_publish(config, data=data)
+    try:
+        result = train_and_publish(config, data=data)
+    except WeightsError as exc:
+        return _usage_error(exc)
     name = config.model_name or config.model
     print(f"test accuracy: {result.metrics['test_accuracy']:.4f}")
     print(f"published {name} version {result.version} at {result.path}")
@@ -110,6 +200,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in report_cli.COMMANDS:
+        return report_cli.run(args)
     try:
         return _train(args)
     except DatasetError as exc:

@@ -1,7 +1,8 @@
-"""Where a model came from: the git commit of the code that trained it."""
+"""Where a model came from: the git commit of the code that trained it, and the hardware."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,3 +25,25 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
+
+
+def hardware_summary() -> dict[str, object]:
+    """What a run ran on: CPU model and cores, GPUs, TensorFlow and Keras versions."""
+    import keras
+    import tensorflow as tf
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }

@@ -6,13 +6,18 @@ import asyncio
 import logging
 import signal
 
+from server import logs
 from server.gateway.server import create_server
 from server.gateway.settings import GatewaySettings
 
 
 async def serve(settings: GatewaySettings) -> None:
     gateway = await create_server(settings)
-    print(f"gateway ready on port {gateway.port} (backend {settings.backend_target})", flush=True)
+    print(
+        f"gateway ready on port {gateway.port}, metrics on {gateway.metrics_port} "
+        f"(backend {settings.backend_target})",
+        flush=True,
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -23,8 +28,9 @@ async def serve(settings: GatewaySettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(GatewaySettings()))
+    settings = GatewaySettings()
+    logs.configure(settings.log_format == "json")
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 import numpy as np
 
 from server.gateway import preprocess
 from server.gateway.backend import TFServingBackend
+from server.gateway.batching import DirectPredictor, MicroBatcher
 from server.gateway.domain import (
     Classification,
     ClassifyInput,
@@ -66,8 +69,12 @@ class ClassificationService:
         models_config: ModelsConfigReader,
         limits: preprocess.ImageLimits,
         executor: Executor,
+        predictor: MicroBatcher | DirectPredictor,
+        on_stage: Callable[[str, float], None] = lambda stage, seconds: None,
     ) -> None:
         self._backend = backend
+        self._predictor = predictor
+        self._on_stage = on_stage
         self._catalog = catalog
         self._models_config = models_config
         self._limits = limits
@@ -82,8 +89,8 @@ class ClassificationService:
                 info = await self._catalog.resolve(ref, timeout=timeout)
                 if pixels is None or pixels.shape != info.input_size:
                     pixels = await self._prepare(request.image, info)
-                probabilities = await self._backend.predict(
-                    info.name, info.version, pixels[np.newaxis], timeout=timeout
+                probabilities = await self._predictor.predict_one(
+                    info.name, info.version, pixels, timeout=timeout
                 )
                 break
             except NotFound:
@@ -93,7 +100,7 @@ class ClassificationService:
                     raise
                 self._catalog.forget(ref)
         return Classification(
-            scores=top_scores(probabilities[0], info.class_names, request.top_k),
+            scores=top_scores(probabilities, info.class_names, request.top_k),
             model=info.name,
             version=info.version,
             request_id=request.request_id,
@@ -135,4 +142,7 @@ class ClassificationService:
             )
         else:
             job = functools.partial(preprocess.decode_image, image, self._limits, (height, width))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        started = time.monotonic()
+        pixels = await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        self._on_stage("preprocess", time.monotonic() - started)
+        return pixels

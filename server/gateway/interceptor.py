@@ -1,21 +1,27 @@
-"""The one place where the gateway's exceptions become gRPC statuses.
+"""The edge of every call: errors become gRPC statuses here, and only here; every call is counted,
+timed and logged here too, with its request id.
 
 Domain errors (`server.gateway.errors`) keep their message, which is written for the caller.
 Anything else is a bug: it is logged with its traceback and the caller gets INTERNAL with a fixed
-message and the request's id, never the exception's text.
+message and the request's id, never the exception's text. A request that carries an empty
+`request_id` field gets one made up here, before the servicer sees it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from server.gateway import errors
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("imgclf.access")
 
 STATUS_BY_ERROR: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -26,6 +32,13 @@ STATUS_BY_ERROR: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.BackendFailed: grpc.StatusCode.INTERNAL,
 }
 INTERNAL_MESSAGE = "internal error in the gateway; it has been logged"
+MAX_REQUEST_ID_LENGTH = 128
+
+
+class CallSink(Protocol):
+    def call_finished(
+        self, method: str, model: str, version: str, code: str, seconds: float
+    ) -> None: ...
 
 
 def status_for(error: errors.GatewayError) -> grpc.StatusCode:
@@ -36,17 +49,75 @@ def status_for(error: errors.GatewayError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-async def _abort_for(error: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+def _status_of(error: Exception, method: str, request_id: str) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, errors.GatewayError):
         code = status_for(error)
         if code == grpc.StatusCode.INTERNAL:
-            log.error("%s failed: %s", method, error.message)
-        await context.abort(code, error.message)
-    log.exception("%s failed with an unexpected error", method, exc_info=error)
-    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+            log.error("%s failed: %s", method, error.message, extra={"request_id": request_id})
+        return code, error.message
+    log.exception(
+        "%s failed with an unexpected error",
+        method,
+        exc_info=error,
+        extra={"request_id": request_id},
+    )
+    suffix = f" (request id {request_id})" if request_id else ""
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE + suffix
+
+
+def _ensure_request_id(request: Any) -> str:
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    if descriptor is None or "request_id" not in descriptor.fields_by_name:
+        return ""
+    if not request.request_id:
+        request.request_id = uuid.uuid4().hex
+    elif len(request.request_id) > MAX_REQUEST_ID_LENGTH:
+        request.request_id = request.request_id[:MAX_REQUEST_ID_LENGTH]
+    return str(request.request_id)
+
+
+class _Call:
+    """What one call is about, for its metrics and its log line."""
+
+    def __init__(self, method: str, request: Any, sink: CallSink | None) -> None:
+        self.method = method.rsplit("/", 1)[-1]
+        self.full_method = method
+        self.request_id = _ensure_request_id(request)
+        selector = getattr(request, "model", None)
+        self.model = str(getattr(selector, "name", "") or "")
+        self.version = ""
+        self.code = grpc.StatusCode.OK
+        self._sink = sink
+        self._started = time.monotonic()
+
+    def served(self, response: Any) -> None:
+        version = getattr(response, "model_version", None) or getattr(response, "version", None)
+        if version:
+            self.version = str(version)
+
+    def finish(self) -> None:
+        seconds = time.monotonic() - self._started
+        if self._sink is not None:
+            self._sink.call_finished(self.method, self.model, self.version, self.code.name, seconds)
+        access_log.info(
+            "%s %s",
+            self.method,
+            self.code.name,
+            extra={
+                "method": self.method,
+                "request_id": self.request_id,
+                "model": self.model,
+                "version": self.version,
+                "code": self.code.name,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, sink: CallSink | None = None) -> None:
+        self._sink = sink
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -59,34 +130,54 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             behavior = getattr(handler, kind)
             if behavior is not None:
                 return make_handler(  # type: ignore[no-any-return]
-                    wrap(behavior, handler_call_details.method),
+                    wrap(behavior, handler_call_details.method, self._sink),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
                 )
         return handler
 
 
-def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+async def _settle(call: _Call, error: BaseException, context: grpc.aio.ServicerContext) -> None:
+    """Records how the call ended; aborts with the mapped status for an ordinary exception."""
+    if isinstance(error, grpc.aio.AbortError):
+        call.code = context.code() or grpc.StatusCode.UNKNOWN
+        raise error
+    if not isinstance(error, Exception) or isinstance(error, asyncio.CancelledError):
+        call.code = grpc.StatusCode.CANCELLED  # cancelled, or a stream the caller closed
+        raise error
+    call.code, message = _status_of(error, call.full_method, call.request_id)
+    await context.abort(call.code, message)
+
+
+def _wrap_unary(
+    behavior: Callable[..., Any], method: str, sink: CallSink | None
+) -> Callable[..., Any]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, request, sink)
         try:
-            return await behavior(request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort_for(error, context, method)
+            response = await behavior(request, context)
+            call.served(response)
+            return response
+        except BaseException as error:
+            await _settle(call, error, context)
+        finally:
+            call.finish()
 
     return wrapped
 
 
-def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+def _wrap_stream(
+    behavior: Callable[..., Any], method: str, sink: CallSink | None
+) -> Callable[..., Any]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, request, sink)
         try:
             async for response in behavior(request, context):
                 yield response
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort_for(error, context, method)
+        except BaseException as error:
+            await _settle(call, error, context)
+        finally:
+            call.finish()
 
     return wrapped
 

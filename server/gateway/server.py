@@ -1,8 +1,9 @@
 """Builds the gateway's gRPC server: servicer, error interceptor, health, reflection, limits.
 
 `create_server(settings)` returns a started `Gateway` and the port it bound (ask for port 0 in
-tests). `Gateway.stop()` drains: health turns NOT_SERVING first, so load balancers stop sending,
-then in-flight calls get up to the grace period to finish.
+tests), with its Prometheus endpoint on `settings.metrics_port`. `Gateway.stop()` drains: health
+turns NOT_SERVING first, so load balancers stop sending, then in-flight calls get up to the
+grace period to finish.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,8 +20,10 @@ from grpc_reflection.v1alpha import reflection
 from imgclf.v1 import classifier_pb2, classifier_pb2_grpc
 
 from server.gateway.backend import TFServingBackend
+from server.gateway.batching import DirectPredictor, MicroBatcher
 from server.gateway.classification import ClassificationService
 from server.gateway.interceptor import ErrorMappingInterceptor
+from server.gateway.metrics import GatewayMetrics
 from server.gateway.model_catalog import ModelCatalog
 from server.gateway.models_config import ModelsConfigReader
 from server.gateway.preprocess import ImageLimits
@@ -38,13 +42,21 @@ class Gateway:
     backend: TFServingBackend
     executor: ThreadPoolExecutor
     settings: GatewaySettings
+    predictor: MicroBatcher | DirectPredictor
+    metrics: GatewayMetrics
+    metrics_port: int | None
+    metrics_server: Any = None
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.predictor.close()
         await self.backend.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -58,6 +70,18 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     executor = ThreadPoolExecutor(
         max_workers=max(1, settings.preprocess_workers), thread_name_prefix="preprocess"
     )
+    metrics = GatewayMetrics()
+    predictor: MicroBatcher | DirectPredictor
+    if settings.batching:
+        predictor = MicroBatcher(
+            backend.predict,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.batch_max_wait_ms / 1000,
+            max_in_flight=settings.batch_max_in_flight,
+            observer=metrics,
+        )
+    else:
+        predictor = DirectPredictor(backend.predict, observer=metrics)
     service = ClassificationService(
         backend=backend,
         catalog=ModelCatalog(backend, version_ttl_s=settings.version_cache_ttl_s),
@@ -67,9 +91,11 @@ async def create_server(settings: GatewaySettings) -> Gateway:
             max_pixels=settings.max_image_pixels,
         ),
         executor=executor,
+        predictor=predictor,
+        on_stage=metrics.stage,
     )
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[ErrorMappingInterceptor(metrics)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -95,5 +121,25 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     await server.start()
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gateway listening on port %d, backend %s", port, settings.backend_target)
-    return Gateway(server, port, health, backend, executor, settings)
+    metrics_server, metrics_port = None, None
+    if settings.metrics_port >= 0:
+        metrics_server, metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
+    log.info(
+        "gateway listening on port %d (metrics %s), backend %s, batching %s",
+        port,
+        metrics_port,
+        settings.backend_target,
+        "on" if settings.batching else "off",
+    )
+    return Gateway(
+        server,
+        port,
+        health,
+        backend,
+        executor,
+        settings,
+        predictor,
+        metrics,
+        metrics_port,
+        metrics_server,
+    )

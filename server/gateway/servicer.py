@@ -1,11 +1,10 @@
 """The `imgclf.v1.Classifier` servicer: thin, proto in, domain call, proto out.
 
-Errors are not handled here; they propagate to `server.gateway.interceptor`.
+Errors are not handled here; they propagate to `server.gateway.interceptor`, which also gives
+every request a request id before it arrives here.
 """
 
 from __future__ import annotations
-
-import uuid
 
 import grpc
 from imgclf.v1 import classifier_pb2 as pb
@@ -13,8 +12,6 @@ from imgclf.v1 import classifier_pb2_grpc
 
 from server.gateway import converters
 from server.gateway.classification import ClassificationService
-
-MAX_REQUEST_ID_LENGTH = 128
 
 
 def call_timeout(context: grpc.aio.ServicerContext, default: float) -> float:
@@ -31,9 +28,8 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
     async def Classify(
         self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ClassifyResponse:
-        request_id = request.request_id[:MAX_REQUEST_ID_LENGTH] or uuid.uuid4().hex
         result = await self._service.classify(
-            converters.classify_input(request, request_id),
+            converters.classify_input(request, request.request_id),
             timeout=call_timeout(context, self._default_timeout),
         )
         return converters.classify_response(result)

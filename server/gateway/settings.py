@@ -62,6 +62,27 @@ class GatewaySettings(BaseSettings):
     preprocess_workers: int = Field(
         os.cpu_count() or 1, description="Threads that decode and resize images."
     )
+    batching: bool = Field(
+        True,
+        description="Coalesce concurrent requests for one model version into one backend call; "
+        "false sends every image on its own.",
+    )
+    max_batch_size: int = Field(32, description="Most images in one backend Predict call.")
+    batch_max_wait_ms: float = Field(
+        5.0,
+        description="Longest a request waits for its batch to be sent while the backend is busy "
+        "(an idle backend gets every request at once).",
+    )
+    batch_max_in_flight: int = Field(
+        2, description="Batches of one model version at the backend at the same time."
+    )
+    metrics_host: str = Field("0.0.0.0", description="Address of the Prometheus /metrics server.")
+    metrics_port: int = Field(
+        9464, description="Port of the Prometheus /metrics server; -1 turns it off, 0 picks one."
+    )
+    log_format: str = Field(
+        "json", description="'json' (one object per line, with request ids) or 'text'."
+    )
     grace_period_s: float = Field(
         10.0,
         description="On SIGTERM, how long in-flight calls may finish; keep it below the pod's "

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from server.model_host import logs
+from server import logs
 from server.model_host.options import HostOptions, parse_channel_arguments
 from server.model_host.server import StartupError, create_server
 

@@ -60,6 +60,8 @@ def gateway_settings(
         "models_config_path": models_config,
         "version_cache_ttl_s": 0.2,
         "grace_period_s": 1.0,
+        "metrics_host": "127.0.0.1",
+        "metrics_port": 0,
     }
     values.update(overrides)
     return GatewaySettings(**values)  # type: ignore[arg-type]

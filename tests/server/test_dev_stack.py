@@ -52,6 +52,7 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         "GATEWAY_PORT": str(gateway_port),
         "BACKEND_PORT": str(backend_port),
         "IMGCLF_GATEWAY_HOST": "127.0.0.1",
+        "IMGCLF_GATEWAY_METRICS_PORT": "0",
     }
     stack = subprocess.Popen(
         [sys.executable, "-m", "server.dev_stack"],

@@ -1,8 +1,7 @@
-"""Logging for the host process: one JSON object per line, or plain text.
+"""Logging for the servers (gateway and model host): one JSON object per line, or plain text.
 
-Loads, unloads and failures are logged by the modules that do them, with `model`, `version` and
-`state` as extra fields where they apply; the JSON formatter puts those fields next to the
-message so the log can be filtered by model or version.
+Records carry extra fields where they apply (`model`, `version`, `state`, `request_id`, ...);
+the JSON formatter puts those fields next to the message, so the log can be filtered by them.
 """
 
 from __future__ import annotations
