@@ -17,12 +17,17 @@ METRICS_PORT ?= 9464
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml client/pyproject.toml
+$(STAMP): requirements.lock pyproject.toml client/pyproject.toml tests/interop/node/package-lock.json
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e client/ -e .
+	if [ -f tests/interop/node/package-lock.json ] && command -v npm >/dev/null; then npm ci --prefix tests/interop/node --no-audit --no-fund; else echo "npm not found: the Node interop tests will be skipped"; fi
+	command -v prometheus >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends prometheus >/dev/null; } || \
+	  echo "prometheus not installed: the Prometheus scrape test will be skipped"
 	touch $(STAMP)
 
 # Regenerates the protobuf/gRPC code (with mypy stubs) from protos/ into the client package.

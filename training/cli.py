@@ -30,6 +30,7 @@ from training.config import (
     load_run_data,
 )
 from training.data import DatasetError
+from training.evaluation.dataset import load_test_set
 
 MODEL_CHOICES = ("cnn", "xception")
 
@@ -141,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="training images held out for validation (default 5000; 500 with --quick)",
     )
     train.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where the new version's evaluation report goes: DIR/NAME/VERSION (default reports)",
+    )
+    train.add_argument(
+        "--no-report", action="store_true", help="publish without writing the evaluation report"
+    )
+    train.add_argument(
         "--run-dir",
         type=Path,
         help="where history and checkpoints go (default runs/NAME/TIMESTAMP); "
@@ -195,6 +205,13 @@ def _train(args: argparse.Namespace) -> int:
     name = config.model_name or config.model
     print(f"test accuracy: {result.metrics['test_accuracy']:.4f}")
     print(f"published {name} version {result.version} at {result.path}")
+    if not args.no_report:
+        resolved = config.resolved()
+        test_set = load_test_set(resolved.data_dir, resolved.test_limit)
+        from training.evaluation.predict import LatencySettings
+
+        quick_latency = LatencySettings(single_runs=20, batch_runs=2) if config.quick else None
+        report_cli.write_version_report(result.path, test_set, args.report_dir, quick_latency)
     return 0
 
 

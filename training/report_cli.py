@@ -93,16 +93,24 @@ def _load_data(args: argparse.Namespace) -> EvaluationData:
     return data
 
 
-def _report(args: argparse.Namespace) -> int:
-    path = resolve_version_dir(args.model_root, args.model, args.version)
-    data = _load_data(args)
+def write_version_report(
+    version_dir: Path, data: EvaluationData, out_root: Path, latency: LatencySettings | None = None
+) -> Path:
+    """Evaluates one exported version and writes its report to OUT_ROOT/<model>/<version>/."""
     from training.evaluation.evaluate import evaluate_version
+    from training.evaluation.predict import DEFAULT_LATENCY
     from training.evaluation.report import write_report
 
-    evaluation = evaluate_version(path, data, _latency_settings(args))
-    written = write_report(evaluation, args.out / path.parent.name / path.name)
+    evaluation = evaluate_version(version_dir, data, latency or DEFAULT_LATENCY)
+    written = write_report(evaluation, out_root / version_dir.parent.name / version_dir.name)
     print(f"{evaluation.version.label}: accuracy {evaluation.accuracy:.4f} on {len(data):,} images")
     print(f"report written to {written}")
+    return written
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = resolve_version_dir(args.model_root, args.model, args.version)
+    write_version_report(path, _load_data(args), args.out, _latency_settings(args))
     return 0
 
 

@@ -1,0 +1,70 @@
+"""Runs one cell of the table: one path at one concurrency, loaded by generator processes.
+
+The concurrency is split over up to `processes` load generators (`bench.loadgen`); they all
+connect first, then start at the same instant, so their measured windows coincide.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from bench.loadgen import LoadSpec
+from bench.results import CellResult, LoadResult, summarise
+from bench.servers import ChildFailed, log_tail, read_line, spawn, stop
+
+START_DELAY_S = 0.3
+
+
+def run_cell(path: str, spec: LoadSpec, processes: int, log_dir: Path) -> CellResult:
+    """Loads `spec.target` with `spec.concurrency` workers over `processes` processes; `path`
+    is the key of the path under test (`bench.results.PATHS`)."""
+    count = max(1, min(processes, spec.concurrency))
+    shares = [spec.concurrency // count + (i < spec.concurrency % count) for i in range(count)]
+    specs = [
+        replace(spec, concurrency=share, offset=sum(shares[:i]) * 7919)
+        for i, share in enumerate(shares)
+    ]
+    name = f"loadgen-{path}-{spec.concurrency}"
+    children: list[subprocess.Popen[str]] = []
+    try:
+        for one in specs:
+            children.append(
+                spawn(
+                    name,
+                    ["bench.loadgen", json.dumps(asdict(one))],
+                    log_dir,
+                    stdin=subprocess.PIPE,
+                )
+            )
+        for child in children:
+            _expect(child, "ready", 60, name, log_dir)
+        start = time.monotonic() + START_DELAY_S
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write(f"{start!r}\n")
+            child.stdin.flush()
+        budget = START_DELAY_S + spec.warmup_s + spec.duration_s + spec.timeout_s + 30
+        parts = [
+            LoadResult(**json.loads(_expect(child, "{", budget, name, log_dir)))
+            for child in children
+        ]
+    finally:
+        for child in children:
+            stop(child, grace_s=2)
+    return summarise(path, spec.concurrency, parts, spec.duration_s)
+
+
+def _expect(
+    child: subprocess.Popen[str], prefix: str, timeout_s: float, name: str, log_dir: Path
+) -> str:
+    try:
+        line = read_line(child, timeout_s, name)
+    except ChildFailed as exc:
+        raise ChildFailed(f"{exc}\n{log_tail(log_dir, name)}") from None
+    if not line.startswith(prefix):
+        raise ChildFailed(f"{name}: unexpected output {line[:200]!r}")
+    return line

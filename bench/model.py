@@ -1,0 +1,92 @@
+"""The model under test: the newest published version of a model, or else an untrained CNN.
+
+The trained CNN (`make train` publishes it under `models/cnn/<version>/`) is what the benchmark
+is about. When none is published yet, a real but untrained CNN from
+`training.models.build_model("cnn", ...)` is published into the benchmark's scratch directory
+instead (never into the project's model root): it costs the same to run, only its answers are
+meaningless. Either way the model host is told to load exactly that one version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.model_factory import write_models_config
+from training.contract import TRAINING_RECORD_FILE
+from training.export import existing_versions, publish
+from training.models import build_model
+from training.models.cnn import CIFAR10_MEAN, CIFAR10_STD
+from training.warmup import write_warmup_file
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    name: str
+    version: int
+    path: str
+    trained: bool
+    test_accuracy: float | None
+    models_config: str
+
+    def describe(self) -> str:
+        if not self.trained:
+            return f"{self.name} v{self.version}: untrained CNN (no trained version published)"
+        accuracy = "" if self.test_accuracy is None else f", test accuracy {self.test_accuracy:.2%}"
+        return f"{self.name} v{self.version}: trained CNN from {self.path}{accuracy}"
+
+
+def _test_accuracy(version_dir: Path) -> float | None:
+    record = version_dir / TRAINING_RECORD_FILE
+    try:
+        return float(json.loads(record.read_text())["metrics"]["test_accuracy"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _publish_untrained(
+    scratch: Path, name: str, class_names: tuple[str, ...], images: np.ndarray
+) -> Path:
+    model = build_model("cnn", len(class_names), mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    _, path = publish(
+        model,
+        class_names,
+        scratch / "models",
+        name,
+        extra_write=lambda export_dir: write_warmup_file(export_dir, name, images[:32]),
+    )
+    return path
+
+
+def choose_model(
+    model_root: Path,
+    name: str,
+    scratch: Path,
+    class_names: tuple[str, ...],
+    images: np.ndarray,
+) -> BenchModel:
+    """The newest version of `name` under `model_root`, else an untrained CNN in `scratch`;
+    writes a models.config in `scratch` that serves exactly that version."""
+    versions = existing_versions(Path(model_root) / name)
+    if versions:
+        path, trained = Path(model_root).resolve() / name / str(versions[-1]), True
+    else:
+        path, trained = _publish_untrained(scratch, name, class_names, images), False
+    version = int(path.name)
+    config = write_models_config(
+        scratch / "models.config",
+        path.parent.parent,
+        name=name,
+        policy=f"specific {{ versions: {version} }}",
+    )
+    return BenchModel(
+        name=name,
+        version=version,
+        path=str(path),
+        trained=trained,
+        test_accuracy=_test_accuracy(path) if trained else None,
+        models_config=str(config),
+    )

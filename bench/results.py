@@ -1,0 +1,88 @@
+"""The numbers a run produces, as plain dataclasses that go to JSON as they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FLASK, BACKEND, GATEWAY_ON, GATEWAY_OFF, NOOP = (
+    "flask",
+    "backend",
+    "gateway-on",
+    "gateway-off",
+    "noop",
+)
+PATHS = {
+    FLASK: "b) Flask /predict, Keras model.predict per request",
+    BACKEND: "c) model host (TF Serving gRPC API) called directly, 1 image per call",
+    GATEWAY_ON: "d) gateway, batching on -> model host",
+    GATEWAY_OFF: "d) gateway, batching off -> model host",
+    NOOP: "load generator vs a no-op gRPC server (its ceiling)",
+}
+"""Key -> label of every path loaded over the network."""
+
+
+@dataclass
+class LoadResult:
+    """What one load generator process measured in its window."""
+
+    completed: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    latencies_us: list[int] = field(default_factory=list)
+    cpu_s: float = 0.0
+    window_s: float = 0.0
+
+
+@dataclass
+class CellResult:
+    """One path at one concurrency, merged over the load generator processes."""
+
+    path: str
+    concurrency: int
+    completed: int
+    errors: int
+    window_s: float
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    loadgen_processes: int
+    loadgen_cpu_s: float
+    loadgen_cpu_us_per_request: float
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def loadgen_cores(self) -> float:
+        """Cores the generator kept busy during the window (1.0 = one core flat out)."""
+        return self.loadgen_cpu_s / self.window_s if self.window_s else 0.0
+
+
+@dataclass
+class InProcessResult:
+    batch_size: int
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    calls: int
+
+
+def summarise(path: str, concurrency: int, parts: list[LoadResult], window_s: float) -> CellResult:
+    """Merges the load generator processes' results for one cell."""
+    latencies = np.concatenate([np.asarray(p.latencies_us, dtype=float) for p in parts]) / 1e3
+    completed = sum(p.completed for p in parts)
+    cpu_s = sum(p.cpu_s for p in parts)
+    return CellResult(
+        path=path,
+        concurrency=concurrency,
+        completed=completed,
+        errors=sum(p.errors for p in parts),
+        window_s=window_s,
+        throughput=completed / window_s,
+        p50_ms=float(np.percentile(latencies, 50)) if completed else float("nan"),
+        p99_ms=float(np.percentile(latencies, 99)) if completed else float("nan"),
+        loadgen_processes=len(parts),
+        loadgen_cpu_s=cpu_s,
+        loadgen_cpu_us_per_request=cpu_s / completed * 1e6 if completed else float("nan"),
+        error_samples=[s for p in parts for s in p.error_samples][:5],
+    )
