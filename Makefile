@@ -13,7 +13,7 @@ GATEWAY_PORT ?= 50051
 BACKEND_PORT ?= 8500
 METRICS_PORT ?= 9464
 
-.PHONY: setup proto proto-check serve test lint format typecheck clean
+.PHONY: setup proto proto-check serve test lint format typecheck clean bench
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict client/src/imgclf_client
+
+# Serving benchmark (issue 4): every path side by side -> docs/benchmark.md and .json (~10 min).
+# Quick look: make bench BENCH_ARGS='--warmup 1 --duration 3'
+BENCH_ARGS ?= --warmup 3 --duration 10
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import report
+from bench import gateway_stats, report
 from bench.blobs import read_blobs
 from bench.cells import run_cell
 from bench.flask_deps import flask_pythonpath
@@ -40,7 +40,7 @@ from bench.results import (
     CellResult,
     InProcessResult,
 )
-from bench.servers import REPO_ROOT, ServerGroup, free_port, log_tail, spawn, stop
+from bench.servers import REPO_ROOT, Server, ServerGroup, free_port, log_tail, spawn, stop
 
 ALL_PATHS = ("inprocess", NOOP, BACKEND, GATEWAY_ON, GATEWAY_OFF, FLASK)
 
@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--cifar-dir", type=Path, default=REPO_ROOT.parent / "shared/datasets/cifar-10-batches-py")
     add("--odd-dir", type=Path, default=REPO_ROOT.parent / "shared/testdata/images/odd")
     add("--out-dir", type=Path, default=REPO_ROOT / "docs", help="where the report goes")
+    add(
+        "--gateway-metrics",
+        action="store_true",
+        help="diagnosis: turn the gateway's metrics on and report its stage timings per cell",
+    )
     add("--keep-workdir", action="store_true", help="keep the scratch directory (logs, inputs)")
     return parser
 
@@ -140,7 +145,19 @@ class Bench:
         for r in self.inprocess:
             self.say(f"   batch {r.batch_size}: {r.throughput:,.0f} img/s")
 
-    def load(self, path: str, kind: str, target: str, method: str, blobs: str) -> None:
+    def load(
+        self,
+        path: str,
+        kind: str,
+        target: str,
+        method: str,
+        blobs: str,
+        watch: list[Server],
+        metrics_port: int | None = None,
+    ) -> None:
+        """Runs `path`'s cells, recording the CPU use of the servers in `watch` (and, given a
+        gateway's metrics port, the gateway's own stage timings)."""
+        pids = {server.name: server.process.pid for server in watch}
         for concurrency in self.concurrencies if path != NOOP else [max(self.concurrencies)]:
             spec = LoadSpec(
                 kind=kind,
@@ -151,7 +168,13 @@ class Bench:
                 warmup_s=self.args.warmup,
                 duration_s=self.args.duration,
             )
-            cell = run_cell(path, spec, self.args.loadgen_processes, self.workdir)
+            before = gateway_stats.scrape(metrics_port) if metrics_port else {}
+            cell = run_cell(path, spec, self.args.loadgen_processes, self.workdir, pids)
+            if metrics_port:
+                cell.gateway_stages = gateway_stats.breakdown(
+                    before, gateway_stats.scrape(metrics_port)
+                )
+                self.say(f"   gateway's view: {_rounded(cell.gateway_stages)}")
             self.cells.append(cell)
             self.say(
                 f"   {path} c={concurrency}: {cell.throughput:,.1f} img/s, p50 {cell.p50_ms:.2f} "
@@ -164,9 +187,9 @@ class Bench:
         blobs, methods = manifest["blobs"], manifest["methods"]
         assert isinstance(blobs, dict) and isinstance(methods, dict)
         noop = servers.start_reporting(
-            "noop-server", ["bench.noop_server", f"--response-blobs={blobs['noop_response']}"]
+            "no-op server", ["bench.noop_server", f"--response-blobs={blobs['noop_response']}"]
         )
-        self.load(NOOP, "grpc", noop.target, methods["classify"], blobs["classify"])
+        self.load(NOOP, "grpc", noop.target, methods["classify"], blobs["classify"], [noop])
         servers.stop(noop)
 
     def run_model_host_paths(self, manifest: dict[str, object], servers: ServerGroup) -> None:
@@ -176,7 +199,7 @@ class Bench:
         self.say("starting the model host")
         port = free_port()
         host = servers.start_on_port(
-            "model-host",
+            "model host",
             [
                 "server.model_host",
                 f"--port={port}",
@@ -189,26 +212,36 @@ class Bench:
         servers.wait_until_answers(host, methods["predict"], read_blobs(blobs["predict"])[0])
         if BACKEND in self.paths:
             self.say("c) the backend called directly")
-            self.load(BACKEND, "grpc", host.target, methods["predict"], blobs["predict"])
+            self.load(BACKEND, "grpc", host.target, methods["predict"], blobs["predict"], [host])
         for path, switch in ((GATEWAY_ON, "on"), (GATEWAY_OFF, "off")):
             if path not in self.paths:
                 continue
             self.say(f"d) the gateway, batching {switch}")
             gateway = servers.start_reporting(
-                path,
+                "gateway",
                 [
                     "bench.gateway_runner",
                     f"--backend={host.target}",
                     f"--models-config={model['models_config']}",
                     f"--batching={switch}",
+                    *(["--metrics"] if self.args.gateway_metrics else []),
                 ],
             )
             servers.wait_until_answers(
                 gateway, methods["classify"], read_blobs(blobs["classify"])[0]
             )
+            info = json.loads(gateway.ready_info)
             if switch == "on":
-                self.gateway_settings = gateway.ready_info
-            self.load(path, "grpc", gateway.target, methods["classify"], blobs["classify"])
+                self.gateway_settings = ", ".join(f"{k} {v}" for k, v in info.items())
+            self.load(
+                path,
+                "grpc",
+                gateway.target,
+                methods["classify"],
+                blobs["classify"],
+                [gateway, host],
+                info.get("metrics_port"),
+            )
             servers.stop(gateway)
         servers.stop(host)
 
@@ -230,7 +263,7 @@ class Bench:
             ["bench.flask_baseline", f"--model-dir={model['path']}"],
             pythonpath=source.pythonpath,
         )
-        self.load(FLASK, "http", flask.target, "", blobs["flask"])
+        self.load(FLASK, "http", flask.target, "", blobs["flask"], [flask])
         servers.stop(flask)
 
     def run_info(self, manifest: dict[str, object]) -> report.RunInfo:
@@ -262,6 +295,10 @@ class Bench:
             command="python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
             notes=self.notes,
         )
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 2) for key, value in values.items()}
 
 
 def _guarded(step: Callable[[], None], bench: Bench, what: str) -> None:

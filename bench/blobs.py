@@ -21,7 +21,7 @@ def write_blobs(path: Path, blobs: Iterable[bytes]) -> int:
     return count
 
 
-def read_blobs(path: Path) -> list[bytes]:
+def read_blobs(path: str | Path) -> list[bytes]:
     """The byte strings `write_blobs` wrote, in order."""
     data = Path(path).read_bytes()
     blobs, offset = [], 0

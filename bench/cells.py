@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from bench import cpu
 from bench.loadgen import LoadSpec
 from bench.results import CellResult, LoadResult, summarise
 from bench.servers import ChildFailed, log_tail, read_line, spawn, stop
@@ -19,9 +20,12 @@ from bench.servers import ChildFailed, log_tail, read_line, spawn, stop
 START_DELAY_S = 0.3
 
 
-def run_cell(path: str, spec: LoadSpec, processes: int, log_dir: Path) -> CellResult:
+def run_cell(
+    path: str, spec: LoadSpec, processes: int, log_dir: Path, watch: dict[str, int]
+) -> CellResult:
     """Loads `spec.target` with `spec.concurrency` workers over `processes` processes; `path`
-    is the key of the path under test (`bench.results.PATHS`)."""
+    is the key of the path under test (`bench.results.PATHS`). The servers in `watch`
+    (name -> pid) have their CPU use over the measured window recorded."""
     count = max(1, min(processes, spec.concurrency))
     shares = [spec.concurrency // count + (i < spec.concurrency % count) for i in range(count)]
     specs = [
@@ -47,7 +51,8 @@ def run_cell(path: str, spec: LoadSpec, processes: int, log_dir: Path) -> CellRe
             assert child.stdin is not None
             child.stdin.write(f"{start!r}\n")
             child.stdin.flush()
-        budget = START_DELAY_S + spec.warmup_s + spec.duration_s + spec.timeout_s + 30
+        server_cores = _watch_window(watch, start + spec.warmup_s, spec.duration_s)
+        budget = spec.duration_s + spec.timeout_s + 30
         parts = [
             LoadResult(**json.loads(_expect(child, "{", budget, name, log_dir)))
             for child in children
@@ -55,7 +60,17 @@ def run_cell(path: str, spec: LoadSpec, processes: int, log_dir: Path) -> CellRe
     finally:
         for child in children:
             stop(child, grace_s=2)
-    return summarise(path, spec.concurrency, parts, spec.duration_s)
+    return summarise(path, spec.concurrency, parts, spec.duration_s, server_cores)
+
+
+def _watch_window(
+    watch: dict[str, int], measure_from: float, duration_s: float
+) -> dict[str, float]:
+    """Sleeps through the measured window; the cores each watched process used in it."""
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    before, began = cpu.snapshot(watch), time.monotonic()
+    time.sleep(max(0.0, measure_from + duration_s - time.monotonic()))
+    return cpu.cores_used(before, cpu.snapshot(watch), time.monotonic() - began)
 
 
 def _expect(

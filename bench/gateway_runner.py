@@ -1,5 +1,6 @@
 """Runs the gateway for the benchmark: `serving_config/gateway.toml` as deployed, except the
-addresses, the batching switch, metrics off and text logs at WARNING (so neither skews timing).
+addresses, the batching switch, metrics off (unless `--metrics`, for diagnosis) and text logs at
+WARNING (so neither skews timing).
 
     python -m bench.gateway_runner --backend 127.0.0.1:PORT --models-config F --batching on
 
@@ -26,6 +27,8 @@ BATCH_FIELDS = ("batching", "max_batch_size", "batch_max_wait_ms", "batch_max_in
 async def serve(settings: GatewaySettings) -> None:
     gateway = await create_server(settings)
     used = {name: getattr(settings, name) for name in (*BATCH_FIELDS, "preprocess_workers")}
+    if gateway.metrics_port is not None:
+        used["metrics_port"] = gateway.metrics_port
     print(f"ready {gateway.port} {json.dumps(used)}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -40,6 +43,9 @@ def main() -> None:
     parser.add_argument("--backend", required=True, help="host:port of the model host")
     parser.add_argument("--models-config", type=Path, required=True)
     parser.add_argument("--batching", choices=("on", "off"), required=True)
+    parser.add_argument(
+        "--metrics", action="store_true", help="serve /metrics on a free port (diagnosis only)"
+    )
     args = parser.parse_args()
     settings = GatewaySettings(
         host="127.0.0.1",
@@ -47,7 +53,8 @@ def main() -> None:
         backend_target=args.backend,
         models_config_path=args.models_config,
         batching=args.batching == "on",
-        metrics_port=-1,
+        metrics_host="127.0.0.1",
+        metrics_port=0 if args.metrics else -1,
         log_format="text",
     )
     logs.configure(json_lines=False, level=logging.WARNING)

@@ -36,6 +36,11 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.3f}x" if value / base < 0.1 else f"{value / base:.2f}x"
 
 
+def _cores(cell: CellResult) -> str:
+    servers = ", ".join(f"{name} {cores:.2f}" for name, cores in cell.server_cores.items())
+    return f"{cell.loadgen_cores:.2f}; {servers}"
+
+
 def limit_of(inprocess: list[InProcessResult]) -> float:
     """The in-process limit: the best throughput over the batch sizes run."""
     return max((r.throughput for r in inprocess), default=0.0)
@@ -47,15 +52,16 @@ def results_table(
     limit = limit_of(inprocess)
     lines = [
         "| Path | Concurrency | Throughput (img/s) | p50 (ms) | p99 (ms) | vs limit (a) "
-        "| vs Flask (b) | Errors | Load-gen CPU per request (µs) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| vs Flask (b) | Errors | CPU cores busy: load gen; servers "
+        "| Load-gen CPU per request (µs) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for result in inprocess:
         lines.append(
             f"| a) in process, `serving_default` on batches of {result.batch_size} | — "
             f"| {_num(result.throughput)} | {_num(result.p50_ms, 2)} (per batch) "
             f"| {_num(result.p99_ms, 2)} (per batch) | {_ratio(result.throughput, limit)} "
-            "| — | 0 | — |"
+            "| — | 0 | — | — |"
         )
     for cell in cells:
         served = cell.path != NOOP
@@ -64,7 +70,7 @@ def results_table(
         lines.append(
             f"| {PATHS[cell.path]} | {cell.concurrency} | {_num(cell.throughput)} "
             f"| {_num(cell.p50_ms, 2)} | {_num(cell.p99_ms, 2)} | {vs_limit} | {vs_flask} "
-            f"| {cell.errors} | {_num(cell.loadgen_cpu_us_per_request, 0)} |"
+            f"| {cell.errors} | {_cores(cell)} | {_num(cell.loadgen_cpu_us_per_request, 0)} |"
         )
     return "\n".join(lines)
 
@@ -179,6 +185,17 @@ def markdown(
     return "\n".join(parts)
 
 
+def _finite(value: object) -> object:
+    """`value` with NaN floats as None (null), so the JSON is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write(
     out_dir: Path,
     info: RunInfo,
@@ -198,5 +215,5 @@ def write(
         "cells": [{**asdict(c), "loadgen_cores": c.loadgen_cores} for c in cells],
         "targets": [asdict(g) for g in goals],
     }
-    (out_dir / "benchmark.json").write_text(json.dumps(raw, indent=2, allow_nan=True) + "\n")
+    (out_dir / "benchmark.json").write_text(json.dumps(_finite(raw), indent=2) + "\n")
     return text

@@ -50,6 +50,10 @@ class CellResult:
     loadgen_processes: int
     loadgen_cpu_s: float
     loadgen_cpu_us_per_request: float
+    server_cores: dict[str, float] = field(default_factory=dict)
+    """Cores each server process kept busy during the window (name -> cores)."""
+    gateway_stages: dict[str, float] = field(default_factory=dict)
+    """The gateway's own stage means and batch sizes (`bench.gateway_stats`), when asked for."""
     error_samples: list[str] = field(default_factory=list)
 
     @property
@@ -67,7 +71,13 @@ class InProcessResult:
     calls: int
 
 
-def summarise(path: str, concurrency: int, parts: list[LoadResult], window_s: float) -> CellResult:
+def summarise(
+    path: str,
+    concurrency: int,
+    parts: list[LoadResult],
+    window_s: float,
+    server_cores: dict[str, float],
+) -> CellResult:
     """Merges the load generator processes' results for one cell."""
     latencies = np.concatenate([np.asarray(p.latencies_us, dtype=float) for p in parts]) / 1e3
     completed = sum(p.completed for p in parts)
@@ -84,5 +94,6 @@ def summarise(path: str, concurrency: int, parts: list[LoadResult], window_s: fl
         loadgen_processes=len(parts),
         loadgen_cpu_s=cpu_s,
         loadgen_cpu_us_per_request=cpu_s / completed * 1e6 if completed else float("nan"),
+        server_cores=server_cores,
         error_samples=[s for p in parts for s in p.error_samples][:5],
     )

@@ -47,11 +47,12 @@ def spawn(
     pythonpath: str | None = None,
     stdin: int | None = None,
 ) -> subprocess.Popen[str]:
-    """Starts `python -m <module_args>`, stdout piped, stderr to `<log_dir>/<name>.log`."""
+    """Starts `python -m <module_args>`, stdout piped, stderr to `<log_dir>/<name>.log`
+    (spaces in `name` become dashes)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), pythonpath) if p)
-    log = open(log_dir / f"{name}.log", "a")  # noqa: SIM115 - the child owns it from here
+    log = open(log_dir / _log_name(name), "a")  # noqa: SIM115 - the child owns it from here
     try:
         return subprocess.Popen(
             [PYTHON, "-m", *module_args],
@@ -68,9 +69,13 @@ def spawn(
         log.close()
 
 
+def _log_name(name: str) -> str:
+    return f"{name.replace(' ', '-')}.log"
+
+
 def log_tail(log_dir: Path, name: str, lines: int = 15) -> str:
     try:
-        return "\n".join((log_dir / f"{name}.log").read_text().splitlines()[-lines:])
+        return "\n".join((log_dir / _log_name(name)).read_text().splitlines()[-lines:])
     except OSError:
         return "(no log)"
 

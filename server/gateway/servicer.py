@@ -6,12 +6,15 @@ every request a request id before it arrives here.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 from imgclf.v1 import classifier_pb2 as pb
 from imgclf.v1 import classifier_pb2_grpc
 
 from server.gateway import converters
 from server.gateway.classification import ClassificationService
+from server.gateway.streaming import classify_stream
 
 
 def call_timeout(context: grpc.aio.ServicerContext, default: float) -> float:
@@ -33,6 +36,21 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
             timeout=call_timeout(context, self._default_timeout),
         )
         return converters.classify_response(result)
+
+    async def ClassifyStream(
+        self,
+        request_iterator: AsyncIterator[pb.ClassifyRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ClassifyStreamResponse]:
+        async def classify_one(request: pb.ClassifyRequest) -> pb.ClassifyResponse:
+            result = await self._service.classify(
+                converters.classify_input(request, request.request_id),
+                timeout=call_timeout(context, self._default_timeout),
+            )
+            return converters.classify_response(result)
+
+        async for answer in classify_stream(request_iterator, classify_one):
+            yield answer
 
     async def GetModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from imgclf.v1 import classifier_pb2
 
-from ._exceptions import InvalidInput
+from ._exceptions import InvalidInput, ServerError, from_status
 from ._images import ImageInput, image_field
 from ._types import Classification, ClassScore, ModelInfo, ModelStatus, ModelVersion
 
@@ -116,3 +116,10 @@ def version_state(state: int) -> str:
     except ValueError:
         return f"STATE_{state}"
     return name.removeprefix("VERSION_STATE_")
+
+
+def stream_outcome(answer: classifier_pb2.ClassifyStreamResponse) -> Classification | ServerError:
+    """One stream answer: the classification, or the error of that image."""
+    if answer.WhichOneof("outcome") == "result":
+        return classification(answer.result)
+    return from_status(answer.error.code, answer.error.message)

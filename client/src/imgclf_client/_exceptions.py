@@ -112,3 +112,12 @@ def from_rpc_error(error: grpc.RpcError) -> ServerError:
     """The `ServerError` subclass for a failed call, keeping its status code and details."""
     code = error.code()
     return ERROR_CLASSES.get(code, ServerError)(code, error.details() or "")
+
+
+_CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def from_status(code: int, details: str) -> ServerError:
+    """The `ServerError` subclass for a numeric status code (as in a stream's per-image error)."""
+    status = _CODES_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
+    return ERROR_CLASSES.get(status, ServerError)(status, details)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
@@ -11,6 +12,7 @@ from imgclf.v1 import classifier_pb2, classifier_pb2_grpc
 from . import _convert
 from ._base import BaseClient, translate_errors
 from ._config import USE_CLIENT_DEFAULT, TimeoutTypes
+from ._exceptions import ServerError
 from ._images import ImageInput
 from ._types import Classification, ModelInfo, ModelStatus
 
@@ -75,6 +77,44 @@ class Client(BaseClient):
         with translate_errors():
             response = self._stub.Classify(request, timeout=self._deadline(timeout))
         return _convert.classification(response)
+
+    def classify_many(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        model: str,
+        version: int | None = None,
+        label: str | None = None,
+        top_k: int = 5,
+        timeout: TimeoutTypes = USE_CLIENT_DEFAULT,
+    ) -> list[Classification | ServerError]:
+        """Classifies many images over one stream: the throughput path.
+
+        The gateway works on the images concurrently and batches them; the answers come back in
+        the order of `images`, one per image: a `Classification`, or the `ServerError` of that
+        image alone (e.g. `InvalidArgument` for a file that is not an image). Every request is
+        built (and checked) before the first is sent.
+
+        Raises:
+            InvalidInput: a bad argument or image; nothing was sent.
+            ServerError: the stream itself failed (backend unreachable, deadline, ...).
+        """
+        requests = [
+            _convert.classify_request(
+                image,
+                model=model,
+                version=version,
+                label=label,
+                top_k=top_k,
+                routing_key=None,
+                request_id=None,
+            )
+            for image in images
+        ]
+        with translate_errors():
+            call = self._stub.ClassifyStream(iter(requests), timeout=self._deadline(timeout))
+            answers = list(call)
+        return [_convert.stream_outcome(answer) for answer in answers]
 
     def list_models(self, *, timeout: TimeoutTypes = USE_CLIENT_DEFAULT) -> list[ModelStatus]:
         """Lists the served models with their versions, version states and labels."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aimgclf/v1/classifier.proto\x12\timgclf.v1\"S\n\rModelSelector\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\x07version\x18\x02 \x01(\x03H\x00\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x42\x10\n\x0eversion_choice\"K\n\x08RawImage\x12\x0e\n\x06pixels\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\"\xb2\x01\n\x0f\x43lassifyRequest\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\"\n\x03raw\x18\x02 \x01(\x0b\x32\x13.imgclf.v1.RawImageH\x00\x12\'\n\x05model\x18\x03 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x13\n\x0brouting_key\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x07\n\x05image\">\n\nClassScore\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\"x\n\x10\x43lassifyResponse\x12%\n\x06scores\x18\x01 \x03(\x0b\x32\x15.imgclf.v1.ClassScore\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x13\n\x11ListModelsRequest\"t\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.imgclf.v1.VersionState\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"\xaf\x01\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x08versions\x18\x02 \x03(\x0b\x32\x1d.imgclf.v1.ModelVersionStatus\x12\x32\n\x06labels\x18\x03 \x03(\x0b\x32\".imgclf.v1.ModelStatus.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.imgclf.v1.ModelStatus\":\n\x0fGetModelRequest\x12\'\n\x05model\x18\x01 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\"<\n\tImageSize\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"p\n\x10GetModelResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12(\n\ninput_size\x18\x03 \x01(\x0b\x32\x14.imgclf.v1.ImageSize\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t*\xb2\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13VERSION_STATE_START\x10\x01\x12\x19\n\x15VERSION_STATE_LOADING\x10\x02\x12\x1b\n\x17VERSION_STATE_AVAILABLE\x10\x03\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10\x04\x12\x15\n\x11VERSION_STATE_END\x10\x05\x32\xe1\x01\n\nClassifier\x12\x43\n\x08\x43lassify\x12\x1a.imgclf.v1.ClassifyRequest\x1a\x1b.imgclf.v1.ClassifyResponse\x12I\n\nListModels\x12\x1c.imgclf.v1.ListModelsRequest\x1a\x1d.imgclf.v1.ListModelsResponse\x12\x43\n\x08GetModel\x12\x1a.imgclf.v1.GetModelRequest\x1a\x1b.imgclf.v1.GetModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aimgclf/v1/classifier.proto\x12\timgclf.v1\"S\n\rModelSelector\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\x07version\x18\x02 \x01(\x03H\x00\x12\x0f\n\x05label\x18\x03 \x01(\tH\x00\x42\x10\n\x0eversion_choice\"K\n\x08RawImage\x12\x0e\n\x06pixels\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\"\xb2\x01\n\x0f\x43lassifyRequest\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\"\n\x03raw\x18\x02 \x01(\x0b\x32\x13.imgclf.v1.RawImageH\x00\x12\'\n\x05model\x18\x03 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x13\n\x0brouting_key\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x07\n\x05image\">\n\nClassScore\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\"x\n\x10\x43lassifyResponse\x12%\n\x06scores\x18\x01 \x03(\x0b\x32\x15.imgclf.v1.ClassScore\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"+\n\nImageError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa0\x01\n\x16\x43lassifyStreamResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1b.imgclf.v1.ClassifyResponseH\x00\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.imgclf.v1.ImageErrorH\x00\x42\t\n\x07outcome\"\x13\n\x11ListModelsRequest\"t\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.imgclf.v1.VersionState\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"\xaf\x01\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x08versions\x18\x02 \x03(\x0b\x32\x1d.imgclf.v1.ModelVersionStatus\x12\x32\n\x06labels\x18\x03 \x03(\x0b\x32\".imgclf.v1.ModelStatus.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.imgclf.v1.ModelStatus\":\n\x0fGetModelRequest\x12\'\n\x05model\x18\x01 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\"<\n\tImageSize\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"p\n\x10GetModelResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12(\n\ninput_size\x18\x03 \x01(\x0b\x32\x14.imgclf.v1.ImageSize\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t*\xb2\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13VERSION_STATE_START\x10\x01\x12\x19\n\x15VERSION_STATE_LOADING\x10\x02\x12\x1b\n\x17VERSION_STATE_AVAILABLE\x10\x03\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10\x04\x12\x15\n\x11VERSION_STATE_END\x10\x05\x32\xb6\x02\n\nClassifier\x12\x43\n\x08\x43lassify\x12\x1a.imgclf.v1.ClassifyRequest\x1a\x1b.imgclf.v1.ClassifyResponse\x12S\n\x0e\x43lassifyStream\x12\x1a.imgclf.v1.ClassifyRequest\x1a!.imgclf.v1.ClassifyStreamResponse(\x01\x30\x01\x12I\n\nListModels\x12\x1c.imgclf.v1.ListModelsRequest\x1a\x1d.imgclf.v1.ListModelsResponse\x12\x43\n\x08GetModel\x12\x1a.imgclf.v1.GetModelRequest\x1a\x1b.imgclf.v1.GetModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELSTATUS_LABELSENTRY']._loaded_options = None
   _globals['_MODELSTATUS_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_VERSIONSTATE']._serialized_start=1186
-  _globals['_VERSIONSTATE']._serialized_end=1364
+  _globals['_VERSIONSTATE']._serialized_start=1394
+  _globals['_VERSIONSTATE']._serialized_end=1572
   _globals['_MODELSELECTOR']._serialized_start=41
   _globals['_MODELSELECTOR']._serialized_end=124
   _globals['_RAWIMAGE']._serialized_start=126
@@ -45,22 +45,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLASSSCORE']._serialized_end=446
   _globals['_CLASSIFYRESPONSE']._serialized_start=448
   _globals['_CLASSIFYRESPONSE']._serialized_end=568
-  _globals['_LISTMODELSREQUEST']._serialized_start=570
-  _globals['_LISTMODELSREQUEST']._serialized_end=589
-  _globals['_MODELVERSIONSTATUS']._serialized_start=591
-  _globals['_MODELVERSIONSTATUS']._serialized_end=707
-  _globals['_MODELSTATUS']._serialized_start=710
-  _globals['_MODELSTATUS']._serialized_end=885
-  _globals['_MODELSTATUS_LABELSENTRY']._serialized_start=840
-  _globals['_MODELSTATUS_LABELSENTRY']._serialized_end=885
-  _globals['_LISTMODELSRESPONSE']._serialized_start=887
-  _globals['_LISTMODELSRESPONSE']._serialized_end=947
-  _globals['_GETMODELREQUEST']._serialized_start=949
-  _globals['_GETMODELREQUEST']._serialized_end=1007
-  _globals['_IMAGESIZE']._serialized_start=1009
-  _globals['_IMAGESIZE']._serialized_end=1069
-  _globals['_GETMODELRESPONSE']._serialized_start=1071
-  _globals['_GETMODELRESPONSE']._serialized_end=1183
-  _globals['_CLASSIFIER']._serialized_start=1367
-  _globals['_CLASSIFIER']._serialized_end=1592
+  _globals['_IMAGEERROR']._serialized_start=570
+  _globals['_IMAGEERROR']._serialized_end=613
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=616
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=776
+  _globals['_LISTMODELSREQUEST']._serialized_start=778
+  _globals['_LISTMODELSREQUEST']._serialized_end=797
+  _globals['_MODELVERSIONSTATUS']._serialized_start=799
+  _globals['_MODELVERSIONSTATUS']._serialized_end=915
+  _globals['_MODELSTATUS']._serialized_start=918
+  _globals['_MODELSTATUS']._serialized_end=1093
+  _globals['_MODELSTATUS_LABELSENTRY']._serialized_start=1048
+  _globals['_MODELSTATUS_LABELSENTRY']._serialized_end=1093
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1095
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1155
+  _globals['_GETMODELREQUEST']._serialized_start=1157
+  _globals['_GETMODELREQUEST']._serialized_end=1215
+  _globals['_IMAGESIZE']._serialized_start=1217
+  _globals['_IMAGESIZE']._serialized_end=1277
+  _globals['_GETMODELRESPONSE']._serialized_start=1279
+  _globals['_GETMODELRESPONSE']._serialized_end=1391
+  _globals['_CLASSIFIER']._serialized_start=1575
+  _globals['_CLASSIFIER']._serialized_end=1885
 # @@protoc_insertion_point(module_scope)

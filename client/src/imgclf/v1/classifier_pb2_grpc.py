@@ -40,6 +40,11 @@ class ClassifierStub:
                 request_serializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
                 response_deserializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
+        self.ClassifyStream = channel.stream_stream(
+                '/imgclf.v1.Classifier/ClassifyStream',
+                request_serializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyStreamResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/imgclf.v1.Classifier/ListModels',
                 request_serializer=imgclf_dot_v1_dot_classifier__pb2.ListModelsRequest.SerializeToString,
@@ -58,6 +63,15 @@ class ClassifierServicer:
 
     def Classify(self, request, context):
         """Classifies one image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClassifyStream(self, request_iterator, context):
+        """The throughput path: classifies a stream of images over one call. Requests are worked on
+        concurrently (and batched with everyone else's); answers come back in request order, one
+        per request. A bad image answers with an error for that image only; the stream goes on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +98,11 @@ def add_ClassifierServicer_to_server(servicer, server):
                     servicer.Classify,
                     request_deserializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyRequest.FromString,
                     response_serializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyResponse.SerializeToString,
+            ),
+            'ClassifyStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ClassifyStream,
+                    request_deserializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyRequest.FromString,
+                    response_serializer=imgclf_dot_v1_dot_classifier__pb2.ClassifyStreamResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -124,6 +143,33 @@ class Classifier:
             '/imgclf.v1.Classifier/Classify',
             imgclf_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
             imgclf_dot_v1_dot_classifier__pb2.ClassifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClassifyStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/imgclf.v1.Classifier/ClassifyStream',
+            imgclf_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
+            imgclf_dot_v1_dot_classifier__pb2.ClassifyStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,11 @@ class ClassifierStub:
     def __new__(cls, channel: _aio.Channel) -> ClassifierAsyncStub: ...
     Classify: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyResponse]
     """Classifies one image."""
+    ClassifyStream: _grpc.StreamStreamMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyStreamResponse]
+    """The throughput path: classifies a stream of images over one call. Requests are worked on
+    concurrently (and batched with everyone else's); answers come back in request order, one
+    per request. A bad image answers with an error for that image only; the stream goes on.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.ListModelsRequest, _classifier_pb2.ListModelsResponse]
     """Lists the models, their versions with their state, and their labels."""
     GetModel: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.GetModelRequest, _classifier_pb2.GetModelResponse]
@@ -62,6 +67,11 @@ class ClassifierAsyncStub(ClassifierStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Classify: _aio.UnaryUnaryMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyResponse]  # type: ignore[assignment]
     """Classifies one image."""
+    ClassifyStream: _aio.StreamStreamMultiCallable[_classifier_pb2.ClassifyRequest, _classifier_pb2.ClassifyStreamResponse]  # type: ignore[assignment]
+    """The throughput path: classifies a stream of images over one call. Requests are worked on
+    concurrently (and batched with everyone else's); answers come back in request order, one
+    per request. A bad image answers with an error for that image only; the stream goes on.
+    """
     ListModels: _aio.UnaryUnaryMultiCallable[_classifier_pb2.ListModelsRequest, _classifier_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Lists the models, their versions with their state, and their labels."""
     GetModel: _aio.UnaryUnaryMultiCallable[_classifier_pb2.GetModelRequest, _classifier_pb2.GetModelResponse]  # type: ignore[assignment]
@@ -77,6 +87,17 @@ class ClassifierServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_classifier_pb2.ClassifyResponse, _abc.Awaitable[_classifier_pb2.ClassifyResponse]]:
         """Classifies one image."""
+
+    @_abc_1.abstractmethod
+    def ClassifyStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_classifier_pb2.ClassifyRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_classifier_pb2.ClassifyStreamResponse], _abc.AsyncIterator[_classifier_pb2.ClassifyStreamResponse]]:
+        """The throughput path: classifies a stream of images over one call. Requests are worked on
+        concurrently (and batched with everyone else's); answers come back in request order, one
+        per request. A bad image answers with an error for that image only; the stream goes on.
+        """
 
     @_abc_1.abstractmethod
     def ListModels(

@@ -1,0 +1,77 @@
+"""The throughput path: `ClassifyStream` works on many requests of one call at once.
+
+Each request becomes a task as soon as it arrives (so the micro-batcher can put many of them in
+one backend call); at most `max_in_flight` are open per stream, which is the stream's
+back-pressure. Answers leave in request order. A failed image answers with its own error and the
+stream goes on; only a broken stream (cancelled, deadline) ends the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+from imgclf.v1 import classifier_pb2 as pb
+
+from server.gateway.errors import GatewayError
+from server.gateway.interceptor import INTERNAL_MESSAGE, MAX_REQUEST_ID_LENGTH, status_for
+
+log = logging.getLogger(__name__)
+ClassifyOne = Callable[[pb.ClassifyRequest], Awaitable[pb.ClassifyResponse]]
+DEFAULT_MAX_IN_FLIGHT = 64
+
+
+async def _outcome(
+    sequence: int, request: pb.ClassifyRequest, classify: ClassifyOne
+) -> pb.ClassifyStreamResponse:
+    answer = pb.ClassifyStreamResponse(sequence=sequence, request_id=request.request_id)
+    try:
+        answer.result.CopyFrom(await classify(request))
+    except GatewayError as error:
+        answer.error.code = status_for(error).value[0]
+        answer.error.message = error.message
+    except Exception:
+        log.exception("stream item failed", extra={"request_id": request.request_id})
+        answer.error.code = grpc.StatusCode.INTERNAL.value[0]
+        answer.error.message = INTERNAL_MESSAGE
+    return answer
+
+
+async def classify_stream(
+    requests: AsyncIterator[pb.ClassifyRequest],
+    classify: ClassifyOne,
+    *,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> AsyncIterator[pb.ClassifyStreamResponse]:
+    """Answers, in order, for the requests of one stream."""
+    queue: asyncio.Queue[asyncio.Task[pb.ClassifyStreamResponse]] = asyncio.Queue(
+        maxsize=max_in_flight
+    )
+
+    async def read() -> None:
+        sequence = 0
+        async for request in requests:
+            request.request_id = request.request_id[:MAX_REQUEST_ID_LENGTH] or uuid.uuid4().hex
+            await queue.put(asyncio.ensure_future(_outcome(sequence, request, classify)))
+            sequence += 1
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield await getter.result()
+                continue
+            getter.cancel()
+            while not queue.empty():  # the requests have ended: answer what is left
+                yield await queue.get_nowait()
+            reader.result()  # surfaces an error from reading the requests
+            return
+    finally:
+        reader.cancel()
+        while not queue.empty():
+            queue.get_nowait().cancel()
