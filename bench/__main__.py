@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="diagnosis: turn the gateway's metrics on and report its stage timings per cell",
     )
+    add(
+        "--gateway-profile",
+        type=Path,
+        help="diagnosis: cProfile each gateway's event loop into DIR/gateway-{on,off}.prof",
+    )
     add("--keep-workdir", action="store_true", help="keep the scratch directory (logs, inputs)")
     return parser
 
@@ -225,6 +230,7 @@ class Bench:
                     f"--models-config={model['models_config']}",
                     f"--batching={switch}",
                     *(["--metrics"] if self.args.gateway_metrics else []),
+                    *self._profile_args(f"gateway-{switch}"),
                 ],
             )
             servers.wait_until_answers(
@@ -244,6 +250,12 @@ class Bench:
             )
             servers.stop(gateway)
         servers.stop(host)
+
+    def _profile_args(self, name: str) -> list[str]:
+        if self.args.gateway_profile is None:
+            return []
+        self.args.gateway_profile.mkdir(parents=True, exist_ok=True)
+        return [f"--profile={self.args.gateway_profile.resolve() / name}.prof"]
 
     def run_flask(self, manifest: dict[str, object], servers: ServerGroup) -> None:
         source = flask_pythonpath(self.workdir)
@@ -288,8 +300,9 @@ class Bench:
                 "one grpc.aio channel per process, request bytes serialized before timing)"
             ),
             gateway_settings=(
-                f"serving_config/gateway.toml with metrics off, text logs at WARNING; "
-                f"{self.gateway_settings}"
+                "serving_config/gateway.toml with "
+                + ("metrics ON (diagnosis run)" if a.gateway_metrics else "metrics off")
+                + f", text logs at WARNING; {self.gateway_settings}"
             ),
             flask=self.flask_source,
             command="python -m bench " + " ".join(shlex.quote(x) for x in sys.argv[1:]),

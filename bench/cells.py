@@ -29,8 +29,7 @@ def run_cell(
     count = max(1, min(processes, spec.concurrency))
     shares = [spec.concurrency // count + (i < spec.concurrency % count) for i in range(count)]
     specs = [
-        replace(spec, concurrency=share, offset=sum(shares[:i]) * 7919)
-        for i, share in enumerate(shares)
+        replace(spec, concurrency=share, offset=sum(shares[:i])) for i, share in enumerate(shares)
     ]
     name = f"loadgen-{path}-{spec.concurrency}"
     children: list[subprocess.Popen[str]] = []

@@ -4,6 +4,9 @@ WARNING (so neither skews timing).
 
     python -m bench.gateway_runner --backend 127.0.0.1:PORT --models-config F --batching on
 
+`--metrics` and `--profile FILE` are for diagnosis runs only (`python -m bench
+--gateway-metrics --gateway-profile DIR`).
+
 Binds 127.0.0.1 on a free port and prints `ready <port> <batching settings as JSON>`; SIGTERM
 or SIGINT stops it.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import signal
@@ -46,6 +50,9 @@ def main() -> None:
     parser.add_argument(
         "--metrics", action="store_true", help="serve /metrics on a free port (diagnosis only)"
     )
+    parser.add_argument(
+        "--profile", type=Path, help="diagnosis: cProfile the event loop's thread into this file"
+    )
     args = parser.parse_args()
     settings = GatewaySettings(
         host="127.0.0.1",
@@ -58,7 +65,14 @@ def main() -> None:
         log_format="text",
     )
     logs.configure(json_lines=False, level=logging.WARNING)
-    asyncio.run(serve(settings))
+    if args.profile is None:
+        asyncio.run(serve(settings))
+        return
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(asyncio.run, serve(settings))
+    finally:
+        profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

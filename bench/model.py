@@ -10,33 +10,17 @@ meaningless. Either way the model host is told to load exactly that one version.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.manifest import BenchModel
 from tests.model_factory import write_models_config
 from training.contract import TRAINING_RECORD_FILE
 from training.export import existing_versions, publish
 from training.models import build_model
 from training.models.cnn import CIFAR10_MEAN, CIFAR10_STD
 from training.warmup import write_warmup_file
-
-
-@dataclass(frozen=True)
-class BenchModel:
-    name: str
-    version: int
-    path: str
-    trained: bool
-    test_accuracy: float | None
-    models_config: str
-
-    def describe(self) -> str:
-        if not self.trained:
-            return f"{self.name} v{self.version}: untrained CNN (no trained version published)"
-        accuracy = "" if self.test_accuracy is None else f", test accuracy {self.test_accuracy:.2%}"
-        return f"{self.name} v{self.version}: trained CNN from {self.path}{accuracy}"
 
 
 def _test_accuracy(version_dir: Path) -> float | None:

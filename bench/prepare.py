@@ -10,9 +10,7 @@ images for the in-process run), `models.config`, and one blob file of request bo
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +21,7 @@ import tensorflow as tf
 from bench import requests
 from bench.blobs import write_blobs
 from bench.images import cifar_test_pixels, describe, encoded_images
+from bench.manifest import Blobs, Manifest
 from bench.model import choose_model
 from training.contract import INPUT_SIZE_KEY, METADATA_SIGNATURE
 from training.data import read_class_names
@@ -36,7 +35,7 @@ def _input_size(model_path: str) -> tuple[int, int]:
     return height, width
 
 
-def prepare(args: argparse.Namespace) -> dict[str, object]:
+def prepare(args: argparse.Namespace) -> Manifest:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     pixels = cifar_test_pixels(args.cifar_dir, args.images)
@@ -46,28 +45,24 @@ def prepare(args: argparse.Namespace) -> dict[str, object]:
     )
     images = encoded_images(pixels, args.odd_dir)
     size = _input_size(model.path)
-    blobs = {
+    bodies = {
         "classify": requests.classify_requests(images, model.name),
         "predict": requests.predict_requests(images, model.name, model.version, size),
         "flask": requests.flask_requests(images),
         "noop_response": [requests.classify_response_like()],
     }
-    files = {}
-    for kind, bodies in blobs.items():
-        files[kind] = str(workdir / f"{kind}.blobs")
-        write_blobs(Path(files[kind]), bodies)
-    return {
-        "model": asdict(model),
-        "model_description": model.describe(),
-        "input_size": list(size),
-        "images": describe(images, len(pixels)),
-        "image_count": len(images),
-        "pixels": str(workdir / "pixels.npy"),
-        "blobs": files,
-        "methods": {"classify": requests.CLASSIFY_METHOD, "predict": requests.PREDICT_METHOD},
-        "flask_path": requests.FLASK_PATH,
-        "machine": hardware_summary(),
-    }
+    for kind, blobs in bodies.items():
+        write_blobs(workdir / f"{kind}.blobs", blobs)
+    return Manifest(
+        model=model,
+        input_size=size,
+        images=describe(images, len(pixels)),
+        pixels=str(workdir / "pixels.npy"),
+        blobs=Blobs(**{kind: str(workdir / f"{kind}.blobs") for kind in bodies}),
+        classify_method=requests.CLASSIFY_METHOD,
+        predict_method=requests.PREDICT_METHOD,
+        machine=hardware_summary(),
+    )
 
 
 def main() -> None:
@@ -79,8 +74,7 @@ def main() -> None:
     parser.add_argument("--odd-dir", type=Path)
     parser.add_argument("--images", type=int, default=256)
     args = parser.parse_args()
-    manifest = prepare(args)
-    (Path(args.workdir) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    prepare(args).save(Path(args.workdir))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,46 @@ def goals_table(goals: list[Goal]) -> str:
     return "\n".join(lines)
 
 
+def cpu_budget_table(cells: list[CellResult], cores: int) -> str:
+    """CPU milliseconds each process spends per image, and the throughput the machine's cores
+    would allow if nothing else bounded it (cores / total CPU per image)."""
+    lines = [
+        "| Path | Concurrency | img/s | CPU ms per image: load gen; servers | Total "
+        f"| {cores} cores / total (img/s) |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for cell in cells:
+        if not cell.completed or cell.path == NOOP:
+            continue
+        per_image = {"load gen": cell.loadgen_cores, **cell.server_cores}
+        per_image = {k: v * 1e3 / cell.throughput for k, v in per_image.items()}
+        total = sum(per_image.values())
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in per_image.items())
+        lines.append(
+            f"| {PATHS[cell.path]} | {cell.concurrency} | {cell.throughput:,.0f} | {parts} "
+            f"| {total:.2f} | {cores * 1e3 / total:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def gateway_table(cells: list[CellResult]) -> str:
+    """The gateway's own stage means per cell (diagnosis runs with `--gateway-metrics`)."""
+    lines = [
+        "| Path | Concurrency | Decode + resize (ms) | Wait for batch (ms) | Backend call (ms) "
+        "| Batches sent | Images per batch |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in cells:
+        s = cell.gateway_stages
+        if s:
+            lines.append(
+                f"| {PATHS[cell.path]} | {cell.concurrency} | {_num(s['preprocess_ms'], 2)} "
+                f"| {_num(s['queue_ms'], 2)} | {_num(s['backend_ms'], 2)} "
+                f"| {s['batches']:,.0f} | {s['batch_mean']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def loadgen_check(cells: list[CellResult], cores: int) -> str:
     """How we know the load generator is not the bottleneck, from this run's numbers."""
     measured = [c for c in cells if c.path != NOOP and c.completed]
@@ -170,6 +210,27 @@ def markdown(
         "",
         goals_table(goals),
         "",
+        "## Where the CPU goes",
+        "",
+        "CPU time (user + system, all threads) of each process over the measured window, per "
+        "image answered. When the total times the throughput is close to the core count, the "
+        "cores are the bound, and the way up is less CPU per image, not more concurrency.",
+        "",
+        cpu_budget_table(cells, cores),
+        "",
+        *(
+            [
+                "## Inside the gateway (its metrics, this run only)",
+                "",
+                "Means over each cell, warmup included, from the gateway's Prometheus "
+                "histograms (`imgclf_gateway_stage_seconds`, `imgclf_gateway_batch_size`).",
+                "",
+                gateway_table(cells),
+                "",
+            ]
+            if any(c.gateway_stages for c in cells)
+            else []
+        ),
         "## How to read this",
         "",
         HOW_TO_READ,

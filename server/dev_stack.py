@@ -29,6 +29,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 SOURCE_CONFIG = Path(os.environ.get("MODELS_CONFIG", "serving_config/models.config"))
 MODELS_CONFIG = Path(os.environ.get("RUN_DIR", "run")) / "models.config"
+BATCHING_CONFIG = Path("serving_config/batching.config")
 MODEL_ROOT = Path(os.environ.get("MODEL_ROOT", "models")).resolve()
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
 BACKEND_PORT = int(os.environ.get("BACKEND_PORT", "8500"))
@@ -87,7 +88,8 @@ def backend_command() -> list[str]:
     real = shutil.which("tensorflow_model_server")
     if real:
         print(f"backend: real TF Serving ({real})", flush=True)
-        return [real, "--rest_api_port=0", *flags]
+        batching = ["--enable_batching=true", f"--batching_parameters_file={BATCHING_CONFIG}"]
+        return [real, "--rest_api_port=0", *flags, *batching]
     print("backend: local model host (tensorflow_model_server is not on PATH)", flush=True)
     return [sys.executable, "-m", "server.model_host", *flags]
 

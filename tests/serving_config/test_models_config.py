@@ -5,7 +5,13 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from google.protobuf import text_format
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from server.gateway.settings import GatewaySettings
@@ -43,3 +49,50 @@ def test_environment_overrides_the_file(monkeypatch) -> None:  # type: ignore[no
     monkeypatch.setenv("IMGCLF_GATEWAY_SETTINGS_FILE", str(CONFIG_DIR / "gateway.toml"))
     monkeypatch.setenv("IMGCLF_GATEWAY_PORT", "6000")
     assert GatewaySettings().port == 6000
+
+
+def batching_parameters_class() -> type:
+    """TF Serving's `BatchingParameters` message, by field name and type (its .proto is not in
+    the tensorflow-serving-api wheel), so the file is checked by a real text-format parser."""
+    wrappers = {"Int64Value": "max_batch_size batch_timeout_micros max_enqueued_batches "
+                "num_batch_threads", "StringValue": "thread_pool_name"}  # fmt: skip
+    file = descriptor_pb2.FileDescriptorProto(
+        name="batching_check.proto",
+        package="check",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    message = file.message_type.add(name="BatchingParameters")
+    number = 1
+    for wrapper, names in wrappers.items():
+        for name in names.split():
+            message.field.add(
+                name=name,
+                number=number,
+                type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                type_name=f".google.protobuf.{wrapper}",
+            )
+            number += 1
+    message.field.add(
+        name="allowed_batch_sizes",
+        number=number,
+        type=descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
+        label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+    )
+    message.field.add(
+        name="pad_variable_length_inputs",
+        number=number + 1,
+        type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("check.BatchingParameters"))
+
+
+def test_batching_config_parses_as_tf_serving_reads_it() -> None:
+    parameters = text_format.Parse(
+        (CONFIG_DIR / "batching.config").read_text(), batching_parameters_class()()
+    )
+    assert parameters.max_batch_size.value == GatewaySettings().max_batch_size
+    assert 0 < parameters.batch_timeout_micros.value <= 5000
+    assert parameters.num_batch_threads.value >= 1

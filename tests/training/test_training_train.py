@@ -174,3 +174,31 @@ def test_precision_choice() -> None:
     assert training_dtype_policy("float32") is None
     assert training_dtype_policy("mixed_bfloat16") == "mixed_bfloat16"
     assert training_dtype_policy("auto") in (None, "mixed_bfloat16")
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Stops the process the way Ctrl-C would, once `epoch` has finished (and been saved)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_run_resumes_from_its_last_epoch(fake_cifar: FakeCifar, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = _tiny_config(fake_cifar.path, tmp_path / "models", epochs=3, run_dir=run_dir)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_publish(config, callbacks=[StopAfterEpoch(1)])
+    assert not (tmp_path / "models" / "cnn").exists() or _entries(tmp_path / "models" / "cnn") == []
+    assert (run_dir / "checkpoint").exists()
+
+    version, path, _ = train_and_publish(config)
+
+    epochs = [line.split(",")[0] for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]  # epoch 2 only: 0 and 1 were not trained again
+    assert version == 1 and (path / "assets.extra" / "history.csv").exists()
+    assert not (run_dir / "checkpoint").exists()  # removed once training completed
