@@ -1,4 +1,5 @@
-"""CPU time of other processes, from /proc (Linux): what each server burns during a window."""
+"""The CPU, from /proc (Linux): what each server process burns during a window, and which of
+the vector extensions TensorFlow's kernels use the machine has."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ def cores_used(
 ) -> dict[str, float]:
     """Average cores each process kept busy between two snapshots `seconds` apart."""
     return {name: (after[name] - before[name]) / seconds for name in before if seconds > 0}
+
+
+def vector_extensions() -> str:
+    """E.g. "avx2, avx512f, amx_bf16" (those of interest to TensorFlow's CPU kernels)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return ", ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/amx"

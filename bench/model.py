@@ -1,7 +1,7 @@
 """The model under test: the newest published version of a model, or else an untrained CNN.
 
-The trained CNN (`make train` publishes it under `models/cnn/<version>/`) is what the benchmark
-is about. When none is published yet, a real but untrained CNN from
+The trained CNN (`python -m training train --model cnn` publishes it under `models/cnn/<version>/`)
+is what the benchmark is about. When none is published yet, a real but untrained CNN from
 `training.models.build_model("cnn", ...)` is published into the benchmark's scratch directory
 instead (never into the project's model root): it costs the same to run, only its answers are
 meaningless. Either way the model host is told to load exactly that one version.

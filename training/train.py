@@ -275,6 +275,7 @@ def train_and_publish(
     before anything is written.
     """
     config = config.resolved()
+    code_version = git_commit()  # the code as it was when training started
     assert config.epochs is not None and config.model_name is not None
     data = data if data is not None else load_run_data(config)
     num_classes = len(data.class_names)
@@ -367,7 +368,7 @@ def train_and_publish(
             "hardware": hardware_summary(),
             "run_dir": str(run_dir),
             "dataset_sha256": data.sha256,
-            "git_commit": git_commit(),
+            "git_commit": code_version,
             "input_size": list(data.x_test.shape[1:]),
             "hyperparameters": {
                 "optimizer": "SGD, Nesterov momentum",
