@@ -87,7 +87,7 @@ def goals_table(goals: list[Goal]) -> str:
     return "\n".join(lines)
 
 
-def cpu_budget_table(cells: list[CellResult], cores: int) -> str:
+def cpu_budget_table(inprocess: list[InProcessResult], cells: list[CellResult], cores: int) -> str:
     """CPU milliseconds each process spends per image, and the throughput the machine's cores
     would allow if nothing else bounded it (cores / total CPU per image)."""
     lines = [
@@ -95,6 +95,12 @@ def cpu_budget_table(cells: list[CellResult], cores: int) -> str:
         f"| {cores} cores / total (img/s) |",
         "|---|---:|---:|---|---:|---:|",
     ]
+    for result in inprocess:
+        lines.append(
+            f"| a) in process, batches of {result.batch_size} | — | {result.throughput:,.0f} "
+            f"| in process {result.cpu_ms_per_image:.2f} | {result.cpu_ms_per_image:.2f} "
+            f"| {cores * 1e3 / result.cpu_ms_per_image:,.0f} |"
+        )
     for cell in cells:
         if not cell.completed or cell.path == NOOP:
             continue
@@ -216,7 +222,7 @@ def markdown(
         "image answered. When the total times the throughput is close to the core count, the "
         "cores are the bound, and the way up is less CPU per image, not more concurrency.",
         "",
-        cpu_budget_table(cells, cores),
+        cpu_budget_table(inprocess, cells, cores),
         "",
         *(
             [

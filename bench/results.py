@@ -69,6 +69,7 @@ class InProcessResult:
     p50_ms: float
     p99_ms: float
     calls: int
+    cpu_ms_per_image: float
 
 
 def summarise(
