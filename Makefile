@@ -57,7 +57,7 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict client/src/imgclf_client
 
-# Serving benchmark (issue 4): every path side by side -> docs/benchmark.md and .json (~10 min).
+# Serving benchmark (issue 4), every path side by side -> docs/benchmark.{md,json}; ~4 min.
 # Quick look: make bench BENCH_ARGS='--warmup 1 --duration 3'
 BENCH_ARGS ?= --warmup 3 --duration 10
 bench: $(STAMP)

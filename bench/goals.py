@@ -24,6 +24,29 @@ class Goal:
     status: str  # PASS, MISS or n/a
 
 
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    key: str  # which figure of `evaluate.figures`
+    bound: float
+    at_least: bool
+    unit: str
+
+    @property
+    def goal(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.bound:g}{self.unit}"
+
+
+TARGETS = (
+    _Target("throughput at concurrency 32 vs the Flask way", "vs_flask", 10, True, "x"),
+    _Target("throughput at concurrency 32 vs the in-process limit", "vs_limit", 0.6, True, "x"),
+    _Target("unloaded latency p50 (concurrency 1)", "p50", 10, False, " ms"),
+    _Target("unloaded latency p99 (concurrency 1)", "p99", 25, False, " ms"),
+    _Target(
+        "p50 overhead over the backend called directly (concurrency 1)", "overhead", 2, False, " ms"
+    ),
+)
+
 Cells = dict[tuple[str, int], CellResult]
 
 
@@ -60,34 +83,13 @@ def evaluate(cells: Cells, limit: float) -> list[Goal]:
         }
 
     on, off = figures(GATEWAY_ON), figures(GATEWAY_OFF)
-    rows = [
-        ("throughput at concurrency 32 vs the Flask way", "vs_flask", ">= 10x", 10.0, True, "x"),
-        (
-            "throughput at concurrency 32 vs the in-process limit",
-            "vs_limit",
-            ">= 0.60x",
-            0.6,
-            True,
-            "x",
-        ),
-        ("unloaded latency p50 (concurrency 1)", "p50", "<= 10 ms", 10.0, False, " ms"),
-        ("unloaded latency p99 (concurrency 1)", "p99", "<= 25 ms", 25.0, False, " ms"),
-        (
-            "p50 overhead over the backend called directly (concurrency 1)",
-            "overhead",
-            "<= 2 ms",
-            2.0,
-            False,
-            " ms",
-        ),
-    ]
     return [
         Goal(
-            name,
-            target,
-            _fmt(on[key], unit),
-            _fmt(off[key], unit),
-            _status(on[key], bound, at_least),
+            t.name,
+            t.goal,
+            _fmt(on[t.key], t.unit),
+            _fmt(off[t.key], t.unit),
+            _status(on[t.key], t.bound, t.at_least),
         )
-        for name, key, target, bound, at_least, unit in rows
+        for t in TARGETS
     ]

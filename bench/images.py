@@ -47,10 +47,10 @@ def encoded_images(pixels: np.ndarray, odd_dir: Path | None) -> list[EncodedImag
     for index, image in enumerate(pixels):
         fmt, mime = ("PNG", "image/png") if index % 2 == 0 else ("JPEG", "image/jpeg")
         encoded.append(EncodedImage(f"cifar-test-{index}.{fmt.lower()}", _encode(image, fmt), mime))
-    for name in ODD_PHOTOS if odd_dir is not None else ():
-        path = Path(odd_dir) / name
+    photos = [Path(odd_dir) / name for name in ODD_PHOTOS] if odd_dir is not None else []
+    for path in photos:
         if path.is_file():
-            encoded.append(EncodedImage(name, path.read_bytes(), "image/jpeg"))
+            encoded.append(EncodedImage(path.name, path.read_bytes(), "image/jpeg"))
     return encoded
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.goals import Goal
-from bench.results import NOOP, PATHS, CellResult, InProcessResult
+from bench.results import GATEWAY_ON, NOOP, PATHS, CellResult, InProcessResult
 
 
 @dataclass
@@ -115,6 +115,25 @@ def cpu_budget_table(inprocess: list[InProcessResult], cells: list[CellResult], 
     return "\n".join(lines)
 
 
+def throughput_bound(cells: list[CellResult], limit: float, cores: int) -> str:
+    """What caps the gateway (batching on) at the highest concurrency, from this run's CPU use."""
+    loaded = [c for c in cells if c.path == GATEWAY_ON and c.completed]
+    if not loaded or not limit:
+        return ""
+    cell = max(loaded, key=lambda c: c.concurrency)
+    busy = cell.loadgen_cores + sum(cell.server_cores.values())
+    per_image = busy * 1e3 / cell.throughput
+    ceiling = cores * 1e3 / per_image
+    return (
+        f"What bounds the gateway's throughput here: at concurrency {cell.concurrency} the "
+        f"load generator, gateway and model host together kept {busy:.2f} of the {cores} cores "
+        f"busy and spent {per_image:.2f} ms of CPU per image, so even with every core busy "
+        f"this path could not exceed {ceiling:,.0f} img/s ({ceiling / limit:.2f}x the "
+        f"in-process limit). It reaches {cell.throughput / limit:.2f}x; the way up is less CPU "
+        'per image (see "Where the CPU goes"), not more concurrency.'
+    )
+
+
 def gateway_table(cells: list[CellResult]) -> str:
     """The gateway's own stage means per cell (diagnosis runs with `--gateway-metrics`)."""
     lines = [
@@ -177,6 +196,8 @@ HOW_TO_READ = """\
   request when the previous answer arrives). Throughput counts answers completed inside the
   measured window; latency is per request as the client sees it. "vs limit" divides by the best
   in-process throughput; "vs Flask" by the Flask way at the same concurrency.
+- Compare paths within one run: on this (virtual) machine, repeated runs moved the in-process
+  limit by up to 10% and single cells by about 5%.
 - Everything runs on one machine: the load generator, the gateway, the model host (and Flask)
   share its cores, as they would on one small pod. On the real deployment the generator is
   elsewhere and TF Serving runs on a GPU, so these numbers compare paths; they do not predict
@@ -215,6 +236,8 @@ def markdown(
         "## Issue 4's targets",
         "",
         goals_table(goals),
+        "",
+        throughput_bound(cells, limit_of(inprocess), cores),
         "",
         "## Where the CPU goes",
         "",

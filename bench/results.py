@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +49,9 @@ class CellResult:
     throughput: float
     p50_ms: float
     p99_ms: float
+    p90_ms: float
+    mean_ms: float
+    max_ms: float
     loadgen_processes: int
     loadgen_cpu_s: float
     loadgen_cpu_us_per_request: float
@@ -90,11 +95,18 @@ def summarise(
         errors=sum(p.errors for p in parts),
         window_s=window_s,
         throughput=completed / window_s,
-        p50_ms=float(np.percentile(latencies, 50)) if completed else float("nan"),
-        p99_ms=float(np.percentile(latencies, 99)) if completed else float("nan"),
+        p50_ms=_stat(np.percentile, latencies, 50),
+        p99_ms=_stat(np.percentile, latencies, 99),
+        p90_ms=_stat(np.percentile, latencies, 90),
+        mean_ms=_stat(np.mean, latencies),
+        max_ms=_stat(np.max, latencies),
         loadgen_processes=len(parts),
         loadgen_cpu_s=cpu_s,
         loadgen_cpu_us_per_request=cpu_s / completed * 1e6 if completed else float("nan"),
         server_cores=server_cores,
         error_samples=[s for p in parts for s in p.error_samples][:5],
     )
+
+
+def _stat(reduce: Callable[..., Any], values: np.ndarray, *args: float) -> float:
+    return float(reduce(values, *args)) if len(values) else float("nan")

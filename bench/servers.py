@@ -1,10 +1,10 @@
 """Starts and stops the benchmark's processes: servers, the in-process run, load generators.
 
-Every child runs the venv's Python from the repository root with its stderr in a log file of the
-scratch directory, in its own session (a Ctrl-C reaches only the orchestrator, which then stops
-the children in order), and dies with the orchestrator (`PR_SET_PDEATHSIG`) should it be killed
-outright. Servers bind 127.0.0.1 only. `ServerGroup` stops everything it started, on success,
-error or Ctrl-C alike.
+Every child runs the Python that runs the benchmark (the venv's, under make) from the repository
+root, with its stderr in a log file of the scratch directory, in its own session (a Ctrl-C
+reaches only the orchestrator, which then stops the children in order); it dies with the
+orchestrator (`PR_SET_PDEATHSIG`) should that be killed outright. Servers bind 127.0.0.1 only.
+`ServerGroup` stops everything it started, on success, error or Ctrl-C alike.
 """
 
 from __future__ import annotations
