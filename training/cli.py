@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training import report_cli
+from training.arguments import non_negative_int, positive_int
 from training.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -35,20 +36,6 @@ from training.evaluation.dataset import load_test_set
 MODEL_CHOICES = ("cnn", "xception")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
 def _add_transfer_options(train: argparse.ArgumentParser) -> None:
     """The `train` options of two-phase transfer learning (--model xception)."""
     group = train.add_argument_group(
@@ -63,23 +50,23 @@ def _add_transfer_options(train: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--image-size",
-        type=_positive_int,
+        type=positive_int,
         help=f"side the 32x32 input is upscaled to inside the model, at least "
         f"{XCEPTION_MIN_IMAGE_SIZE} (default {XCEPTION_IMAGE_SIZE})",
     )
     group.add_argument(
         "--phase1-epochs",
-        type=_non_negative_int,
+        type=non_negative_int,
         help=f"head-only epochs (default {XCEPTION_PHASE1_EPOCHS}, 1 with --quick)",
     )
     group.add_argument(
         "--phase2-epochs",
-        type=_non_negative_int,
+        type=non_negative_int,
         help=f"fine-tuning epochs (default {XCEPTION_PHASE2_EPOCHS}, 1 with --quick)",
     )
     group.add_argument(
         "--fine-tune-from",
-        type=_positive_int,
+        type=positive_int,
         metavar="BLOCK",
         help=f"first base block unfrozen in phase 2, 1..{XCEPTION_BLOCKS} "
         f"(default {XCEPTION_FINE_TUNE_FROM}; 1 trains the whole base, sensible with "
@@ -121,12 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         help=f"epochs of a cnn run (default: {DEFAULT_EPOCHS}, 1 with --quick)",
     )
-    train.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE)
+    train.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--width", type=_positive_int, help="model width (channels of the stem)")
+    train.add_argument("--width", type=positive_int, help="model width (channels of the stem)")
     train.add_argument(
         "--precision",
         choices=PRECISIONS,

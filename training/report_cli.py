@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from training.arguments import positive_int
 from training.data import DatasetError
 from training.evaluation.dataset import EvaluationData, load_test_set
 from training.evaluation.errors import EvaluationError
@@ -31,25 +32,23 @@ COMMANDS = ("report", "compare")
 DEFAULT_REPORTS = Path("reports")
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
         help="CIFAR-10 python-layout directory (default: $CIFAR10_DIR, then the shared copy)",
     )
-    parser.add_argument("--limit", type=_count, help="evaluate on the first N test images only")
     parser.add_argument(
-        "--latency-runs", type=_count, default=100, help="timed batch-1 calls (default 100)"
+        "--limit", type=positive_int, help="evaluate on the first N test images only"
     )
     parser.add_argument(
-        "--throughput-runs", type=_count, default=10, help="timed batch-256 calls (default 10)"
+        "--latency-runs", type=positive_int, default=100, help="timed batch-1 calls (default 100)"
+    )
+    parser.add_argument(
+        "--throughput-runs",
+        type=positive_int,
+        default=10,
+        help="timed batch-256 calls (default 10)",
     )
 
 
@@ -63,7 +62,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="model repository root (default: $MODEL_ROOT or models)",
     )
     report.add_argument("--model", default="cnn", help="model name in the repository")
-    report.add_argument("--version", type=_count, help="version number (default: the newest)")
+    report.add_argument("--version", type=positive_int, help="version number (default: the newest)")
     report.add_argument(
         "--out",
         type=Path,
