@@ -28,6 +28,10 @@ $(STAMP): requirements.lock pyproject.toml client/pyproject.toml tests/interop/n
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	  --no-install-recommends prometheus >/dev/null; } || \
 	  echo "prometheus not installed: the Prometheus scrape test will be skipped"
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends postgresql >/dev/null; } || \
+	  echo "postgresql not installed: the PostgreSQL tests will be skipped"
 	touch $(STAMP)
 
 # Regenerates the protobuf/gRPC code (with mypy stubs) from protos/ into the client package.
@@ -54,8 +58,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Strict typing on the client and on the server modules written since (the gateway, the experiment
+# core and its store, the neutral `common` package).
+TYPED := client/src/imgclf_client common server/gateway server/experiments server/store
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict client/src/imgclf_client
+	$(VENV)/bin/mypy --strict $(TYPED)
 
 # Serving benchmark (issue 4), every path side by side -> docs/benchmark.{md,json}; ~4 min.
 # Quick look: make bench BENCH_ARGS='--warmup 1 --duration 3'

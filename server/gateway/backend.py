@@ -94,7 +94,7 @@ class TFServingBackend:
         self.target = target
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def resolve_version(self, ref: ModelRef, *, timeout: float | None) -> int:
         """The version number `ref` points at now (its label or the latest), per the backend."""

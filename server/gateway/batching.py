@@ -117,8 +117,8 @@ class MicroBatcher:
             self._observer.batch_sent(len(entries))
             for entry in entries:
                 self._observer.queued(now - entry.enqueued)
-        deadlines = [e.deadline for e in entries]
-        timeout = None if None in deadlines else max(0.0, max(deadlines) - now)  # type: ignore[type-var]
+        deadlines = [e.deadline for e in entries if e.deadline is not None]
+        timeout = None if len(deadlines) < len(entries) else max(0.0, max(deadlines) - now)
         try:
             probabilities = await self._predict(
                 key[0], key[1], np.stack([e.image for e in entries]), timeout=timeout
@@ -157,7 +157,8 @@ class DirectPredictor:
         if self._observer is not None:
             self._observer.batch_sent(1)
             self._observer.backend_called(time.monotonic() - started)
-        return probabilities[0]
+        first: np.ndarray = probabilities[0]
+        return first
 
     async def close(self) -> None:
         return None

@@ -1,8 +1,10 @@
-"""The gateway's core, free of any transport: classify an image, describe and list models.
+"""The gateway's core, free of any transport: classify an image, compare models, list them.
 
 A call resolves the model reference to a version, decodes and resizes the image (in a worker
 pool, off the event loop) to that version's input size, asks the backend for probabilities with
-that exact version, and returns the best classes with the version that served them.
+that exact version, and returns the best classes with the version that served them. Calls about
+one image (Compare, shadow copies) share its decoded pixels through `PreparedImages`, so each
+input size is decoded once.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,16 +30,42 @@ from server.gateway.domain import (
     ModelStatus,
     RawPixels,
 )
-from server.gateway.errors import InvalidRequest, NotFound
+from server.gateway.errors import GatewayError, InvalidRequest, NotFound
 from server.gateway.model_catalog import ModelCatalog
 from server.gateway.models_config import ModelsConfigReader
 
 MAX_LABEL_LENGTH = 128
+MAX_MODEL_NAME_LENGTH = 128
+MAX_COMPARE_MODELS = 8
+
+
+class PreparedImages:
+    """One image's decoded pixels per input size, shared by the calls that classify it."""
+
+    def __init__(self) -> None:
+        self._by_size: dict[tuple[int, int, int], asyncio.Future[np.ndarray]] = {}
+
+    async def get(
+        self, size: tuple[int, int, int], prepare: Callable[[], Awaitable[np.ndarray]]
+    ) -> np.ndarray:
+        future = self._by_size.get(size)
+        if future is None:
+            future = self._by_size[size] = asyncio.ensure_future(prepare())
+        return await asyncio.shield(future)
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    ref: ModelRef
+    result: Classification | GatewayError
+    latency_s: float
 
 
 def validate_ref(ref: ModelRef) -> None:
     if not ref.name:
         raise InvalidRequest("model name is required (e.g. 'cnn'); see ListModels")
+    if len(ref.name) > MAX_MODEL_NAME_LENGTH:
+        raise InvalidRequest(f"model name is longer than {MAX_MODEL_NAME_LENGTH} characters")
     if ref.version is not None and ref.version <= 0:
         raise InvalidRequest(f"version must be a positive integer, got {ref.version}")
     if ref.label is not None and not (0 < len(ref.label) <= MAX_LABEL_LENGTH):
@@ -80,15 +109,24 @@ class ClassificationService:
         self._limits = limits
         self._executor = executor
 
-    async def classify(self, request: ClassifyInput, *, timeout: float | None) -> Classification:
+    async def classify(
+        self,
+        request: ClassifyInput,
+        *,
+        timeout: float | None,
+        prepared: PreparedImages | None = None,
+    ) -> Classification:
         validate_ref(request.model)
         ref = request.model
+        images = prepared or PreparedImages()
         pixels: np.ndarray | None = None
         for attempt in range(2):
             try:
                 info = await self._catalog.resolve(ref, timeout=timeout)
                 if pixels is None or pixels.shape != info.input_size:
-                    pixels = await self._prepare(request.image, info)
+                    pixels = await images.get(
+                        info.input_size, functools.partial(self._prepare, request.image, info)
+                    )
                 probabilities = await self._predictor.predict_one(
                     info.name, info.version, pixels, timeout=timeout
                 )
@@ -105,6 +143,35 @@ class ClassificationService:
             version=info.version,
             request_id=request.request_id,
         )
+
+    async def compare(
+        self,
+        image: bytes | RawPixels,
+        refs: Sequence[ModelRef],
+        *,
+        top_k: int,
+        request_id: str,
+        timeout: float | None,
+    ) -> list[CompareOutcome]:
+        """`image` through every reference at once; one failing does not fail the others."""
+        if not 2 <= len(refs) <= MAX_COMPARE_MODELS:
+            raise InvalidRequest(f"Compare takes 2 to {MAX_COMPARE_MODELS} models, got {len(refs)}")
+        for ref in refs:
+            validate_ref(ref)
+        prepared = PreparedImages()
+
+        async def one(ref: ModelRef) -> CompareOutcome:
+            started = time.monotonic()
+            request = ClassifyInput(image=image, model=ref, top_k=top_k, request_id=request_id)
+            try:
+                result: Classification | GatewayError = await self.classify(
+                    request, timeout=timeout, prepared=prepared
+                )
+            except GatewayError as error:
+                result = error
+            return CompareOutcome(ref, result, time.monotonic() - started)
+
+        return list(await asyncio.gather(*(one(ref) for ref in refs)))
 
     async def get_model(self, ref: ModelRef, *, timeout: float | None) -> ModelInfo:
         validate_ref(ref)

@@ -48,6 +48,7 @@ def classify_input(request: pb.ClassifyRequest, request_id: str) -> ClassifyInpu
         top_k=request.top_k,
         routing_key=request.routing_key,
         request_id=request_id,
+        experiment=request.model.experiment,
     )
 
 
@@ -60,6 +61,8 @@ def classify_response(result: Classification) -> pb.ClassifyResponse:
         model_name=result.model,
         model_version=result.version,
         request_id=result.request_id,
+        experiment=result.experiment,
+        arm=result.arm,
     )
 
 

@@ -48,6 +48,12 @@ class ClassifyInput:
     top_k: int = 0
     routing_key: str = ""
     request_id: str = ""
+    # When set, the experiment picks the model (and `model` must be empty).
+    experiment: str = ""
+
+    def image_bytes(self) -> int:
+        """How much memory the image holds, for bounded queues."""
+        return len(self.image) if isinstance(self.image, bytes) else len(self.image.pixels)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class Classification:
     model: str
     version: int
     request_id: str
+    # The experiment and arm that routed the call, when it named an experiment.
+    experiment: str = ""
+    arm: str = ""
 
 
 @dataclass(frozen=True)

@@ -42,3 +42,31 @@ class DeadlineExceeded(GatewayError):
 
 class BackendFailed(GatewayError):
     """The backend answered with an error the gateway cannot attribute to the caller (INTERNAL)."""
+
+
+class AlreadyExists(GatewayError):
+    """The thing to create exists already, or a different answer was recorded (ALREADY_EXISTS)."""
+
+
+class Conflict(GatewayError):
+    """A concurrent change got there first; read again and retry (ABORTED)."""
+
+
+class FailedPrecondition(GatewayError):
+    """The system is not in a state where the call can work, e.g. no store (FAILED_PRECONDITION)."""
+
+
+class StoreUnavailable(GatewayError):
+    """The experiment store cannot be reached right now; retry (UNAVAILABLE)."""
+
+    @classmethod
+    def because(cls, error: Exception) -> StoreUnavailable:
+        return cls(f"the experiment store is unavailable ({error}); retry shortly")
+
+
+class Unauthenticated(GatewayError):
+    """The call carries no credentials where they are needed (UNAUTHENTICATED)."""
+
+
+class PermissionDenied(GatewayError):
+    """The credentials do not allow the call (PERMISSION_DENIED)."""

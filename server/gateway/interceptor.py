@@ -30,9 +30,17 @@ STATUS_BY_ERROR: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.BackendUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.BackendFailed: grpc.StatusCode.INTERNAL,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.Conflict: grpc.StatusCode.ABORTED,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 INTERNAL_MESSAGE = "internal error in the gateway; it has been logged"
 MAX_REQUEST_ID_LENGTH = 128
+# Methods whose request id is optional and made up when empty (Feedback's names an earlier call).
+MADE_UP_REQUEST_ID_METHODS = frozenset({"Classify", "Compare"})
 
 
 class CallSink(Protocol):
@@ -43,7 +51,7 @@ class CallSink(Protocol):
 
 def status_for(error: errors.GatewayError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
-        code = STATUS_BY_ERROR.get(cls)  # type: ignore[call-overload]
+        code = STATUS_BY_ERROR.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
@@ -65,11 +73,11 @@ def _status_of(error: Exception, method: str, request_id: str) -> tuple[grpc.Sta
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE + suffix
 
 
-def _ensure_request_id(request: Any) -> str:
+def _ensure_request_id(request: Any, method: str) -> str:
     descriptor = getattr(request, "DESCRIPTOR", None)
     if descriptor is None or "request_id" not in descriptor.fields_by_name:
         return ""
-    if not request.request_id:
+    if not request.request_id and method in MADE_UP_REQUEST_ID_METHODS:
         request.request_id = uuid.uuid4().hex
     elif len(request.request_id) > MAX_REQUEST_ID_LENGTH:
         request.request_id = request.request_id[:MAX_REQUEST_ID_LENGTH]
@@ -82,7 +90,7 @@ class _Call:
     def __init__(self, method: str, request: Any, sink: CallSink | None) -> None:
         self.method = method.rsplit("/", 1)[-1]
         self.full_method = method
-        self.request_id = _ensure_request_id(request)
+        self.request_id = _ensure_request_id(request, self.method)
         selector = getattr(request, "model", None)
         self.model = str(getattr(selector, "name", "") or "")
         self.version = ""
@@ -91,9 +99,14 @@ class _Call:
         self._started = time.monotonic()
 
     def served(self, response: Any) -> None:
-        version = getattr(response, "model_version", None) or getattr(response, "version", None)
+        version = getattr(response, "model_version", None)
+        if version is None and hasattr(response, "input_size"):
+            version = response.version  # GetModelResponse
         if version:
             self.version = str(version)
+        model = getattr(response, "model_name", None)
+        if model:
+            self.model = str(model)
 
     def finish(self) -> None:
         seconds = time.monotonic() - self._started
@@ -114,15 +127,15 @@ class _Call:
         )
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, sink: CallSink | None = None) -> None:
         self._sink = sink
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -137,7 +150,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-async def _settle(call: _Call, error: BaseException, context: grpc.aio.ServicerContext) -> None:
+async def _settle(call: _Call, error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """Records how the call ended; aborts with the mapped status for an ordinary exception."""
     if isinstance(error, grpc.aio.AbortError):
         call.code = context.code() or grpc.StatusCode.UNKNOWN
@@ -152,7 +165,7 @@ async def _settle(call: _Call, error: BaseException, context: grpc.aio.ServicerC
 def _wrap_unary(
     behavior: Callable[..., Any], method: str, sink: CallSink | None
 ) -> Callable[..., Any]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method, request, sink)
         try:
             response = await behavior(request, context)
@@ -169,7 +182,7 @@ def _wrap_unary(
 def _wrap_stream(
     behavior: Callable[..., Any], method: str, sink: CallSink | None
 ) -> Callable[..., Any]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         call = _Call(method, request, sink)
         try:
             async for response in behavior(request, context):

@@ -79,7 +79,8 @@ class ModelCatalog:
         task = self._in_flight.get(key)
         if task is None:
             task = asyncio.ensure_future(fetch())
-            self._in_flight[key] = task  # type: ignore[assignment]
+            self._in_flight[key] = task
             task.add_done_callback(lambda _: self._in_flight.pop(key, None))
         # shield: one caller giving up must not cancel the fetch the others wait on.
-        return await asyncio.shield(task)  # type: ignore[return-value]
+        result: T = await asyncio.shield(task)  # type: ignore[arg-type]
+        return result

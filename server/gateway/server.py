@@ -11,17 +11,27 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
-from imgclf.v1 import classifier_pb2, classifier_pb2_grpc
+from imgclf.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    classifier_pb2,
+    classifier_pb2_grpc,
+    experiments_pb2,
+    experiments_pb2_grpc,
+)
 
+from server.gateway.admin_auth import TokenAuthorizer
 from server.gateway.backend import TFServingBackend
 from server.gateway.batching import DirectPredictor, MicroBatcher
 from server.gateway.classification import ClassificationService
+from server.gateway.experiment_setup import ExperimentStack, build_experiments
+from server.gateway.experiments_servicer import AdminServicer, ExperimentsServicer
+from server.gateway.http_api import HttpApi
 from server.gateway.interceptor import ErrorMappingInterceptor
 from server.gateway.metrics import GatewayMetrics
 from server.gateway.model_catalog import ModelCatalog
@@ -32,6 +42,8 @@ from server.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name
+EXPERIMENTS_SERVICE = experiments_pb2.DESCRIPTOR.services_by_name["Experiments"].full_name
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 
 
 @dataclass
@@ -45,18 +57,19 @@ class Gateway:
     predictor: MicroBatcher | DirectPredictor
     metrics: GatewayMetrics
     metrics_port: int | None
-    metrics_server: Any = None
+    experiments: ExperimentStack
+    http: HttpApi | None = None
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.experiments.close()
         await self.predictor.close()
         await self.backend.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if self.metrics_server is not None:
-            self.metrics_server.shutdown()
-            self.metrics_server.server_close()
+        if self.http is not None:
+            await self.http.close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -70,7 +83,8 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     executor = ThreadPoolExecutor(
         max_workers=max(1, settings.preprocess_workers), thread_name_prefix="preprocess"
     )
-    metrics = GatewayMetrics()
+    models_config = ModelsConfigReader(settings.models_config_path)
+    metrics = GatewayMetrics(models=lambda: {m.name for m in models_config.models()})
     predictor: MicroBatcher | DirectPredictor
     if settings.batching:
         predictor = MicroBatcher(
@@ -82,10 +96,11 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         )
     else:
         predictor = DirectPredictor(backend.predict, observer=metrics)
+    catalog = ModelCatalog(backend, version_ttl_s=settings.version_cache_ttl_s)
     service = ClassificationService(
         backend=backend,
-        catalog=ModelCatalog(backend, version_ttl_s=settings.version_cache_ttl_s),
-        models_config=ModelsConfigReader(settings.models_config_path),
+        catalog=catalog,
+        models_config=models_config,
         limits=ImageLimits(
             max_encoded_bytes=settings.max_encoded_image_bytes,
             max_pixels=settings.max_image_pixels,
@@ -102,14 +117,36 @@ async def create_server(settings: GatewaySettings) -> Gateway:
             ("grpc.so_reuseport", 0),
         ],
     )
+    experiments = await build_experiments(settings, service, catalog, models_config, metrics)
     classifier_pb2_grpc.add_ClassifierServicer_to_server(
-        ClassifierServicer(service, default_timeout_s=settings.default_timeout_s), server
+        ClassifierServicer(
+            service,
+            experiments.router,
+            experiments.feedback,
+            default_timeout_s=settings.default_timeout_s,
+        ),
+        server,
+    )
+    experiments_pb2_grpc.add_ExperimentsServicer_to_server(
+        ExperimentsServicer(experiments.registry, experiments.reports, experiments.class_names),
+        server,
+    )
+    admin_pb2_grpc.add_AdminServicer_to_server(
+        AdminServicer(
+            experiments.registry,
+            TokenAuthorizer(
+                token_file=settings.admin_token_file, token_env=settings.admin_token_env
+            ),
+        ),
+        server,
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         [
             SERVICE_NAME,
+            EXPERIMENTS_SERVICE,
+            ADMIN_SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ],
@@ -118,12 +155,14 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"cannot bind the gateway to {settings.host}:{settings.port}")
+    await experiments.start()
     await server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, EXPERIMENTS_SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics_server, metrics_port = None, None
+    http, metrics_port = None, None
     if settings.metrics_port >= 0:
-        metrics_server, metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
+        http = HttpApi(metrics.exposition, experiments.report)
+        metrics_port = await http.start(settings.metrics_host, settings.metrics_port)
     log.info(
         "gateway listening on port %d (metrics %s), backend %s, batching %s",
         port,
@@ -141,5 +180,6 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         predictor,
         metrics,
         metrics_port,
-        metrics_server,
+        experiments,
+        http,
     )

@@ -88,6 +88,73 @@ class GatewaySettings(BaseSettings):
         description="On SIGTERM, how long in-flight calls may finish; keep it below the pod's "
         "terminationGracePeriodSeconds.",
     )
+    experiments_path: Path = Field(
+        Path("serving_config/experiments.toml"),
+        description="Experiments defined at start ([experiments.NAME] tables); a missing file "
+        "defines none. Run-time changes through the Admin API are kept in the store.",
+    )
+    store_url: str = Field(
+        "sqlite+aiosqlite:///run/experiments.db",
+        description="SQLAlchemy URL of the experiment store: SQLite (one gateway; WAL mode) or "
+        "postgresql+asyncpg://user:password@host/db (several replicas). Empty turns the store "
+        "off: experiments still route, but nothing is recorded and there are no reports.",
+    )
+    store_timeout_s: float = Field(
+        2.0, description="Longest any store operation may take before it counts as failed."
+    )
+    store_migrate_on_start: bool = Field(
+        True,
+        description="Apply the store's schema migrations at start (fine for SQLite and one "
+        "replica; on Kubernetes a Job runs `python -m server.store upgrade` instead).",
+    )
+    experiment_sync_interval_s: float = Field(
+        1.0,
+        description="How often the gateway re-reads experiment definitions from the store, so "
+        "a change made through any replica reaches all of them.",
+    )
+    prediction_log_max_pending: int = Field(
+        20_000,
+        description="Records held in memory while the store is slow or down; beyond this new "
+        "records are dropped (and counted), never a call.",
+    )
+    prediction_log_batch_size: int = Field(
+        500, description="Most prediction records written in one store round trip."
+    )
+    prediction_log_flush_interval_s: float = Field(
+        0.5, description="How often pending prediction records are written to the store."
+    )
+    prediction_retention_days: float = Field(
+        0.0,
+        description="Prune prediction records (and their feedback) older than this many days, "
+        "checked hourly; 0 keeps them forever.",
+    )
+    shadow_queue_size: int = Field(
+        256, description="Shadow copies waiting at most; more are dropped and counted."
+    )
+    shadow_queue_max_bytes: int = Field(
+        64 * MIB, description="Image bytes the waiting shadow copies may hold at most."
+    )
+    shadow_workers: int = Field(2, description="Shadow copies classified at the same time.")
+    shadow_timeout_s: float = Field(5.0, description="Deadline of each shadow copy's call.")
+    feedback_lookup_wait_s: float = Field(
+        1.5,
+        description="How long Feedback waits for the record of its request id to reach the "
+        "store (another replica may still hold it) before answering NOT_FOUND.",
+    )
+    report_cache_s: float = Field(
+        1.0,
+        description="A report is recomputed from the store at most this often per experiment "
+        "(rollout tools poll it).",
+    )
+    admin_token_file: Path | None = Field(
+        None,
+        description="File holding the Admin API's bearer tokens, one per line (several allow "
+        "rotation). With neither this nor the environment variable set, admin calls are refused.",
+    )
+    admin_token_env: str = Field(
+        "IMGCLF_ADMIN_TOKEN",
+        description="Environment variable holding Admin API bearer tokens (comma-separated).",
+    )
 
     @classmethod
     def settings_customise_sources(

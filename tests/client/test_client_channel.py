@@ -158,8 +158,13 @@ def test_channel_options() -> None:
     (method,) = json.loads(options["grpc.service_config"])["methodConfig"]
     assert method["name"] == [
         {"service": "imgclf.v1.Classifier", "method": name}
-        for name in ("Classify", "ListModels", "GetModel")
+        for name in ("Classify", "ListModels", "GetModel", "Compare", "Feedback")
+    ] + [
+        {"service": "imgclf.v1.Experiments", "method": name}
+        for name in ("ListExperiments", "GetExperimentReport")
     ]
+    # Admin calls change state and are never retried.
+    assert all(entry["service"] != "imgclf.v1.Admin" for entry in method["name"])
     assert method["retryPolicy"]["maxAttempts"] == 3
     assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
 

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# McNemar's test lives with the other shared statistics; importable from here as before.
+from common.statistics import McNemar as McNemar
+from common.statistics import binomial_two_sided_p as binomial_two_sided_p
+from common.statistics import chi_square_1df_p as chi_square_1df_p
+from common.statistics import mcnemar as mcnemar
+from common.statistics import mcnemar_from_counts as mcnemar_from_counts
+
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     numerator = np.asarray(numerator, dtype=np.float64)
@@ -148,50 +155,3 @@ def agreement(predictions_a: np.ndarray, predictions_b: np.ndarray) -> float:
     if predictions_a.shape != predictions_b.shape:
         raise ValueError(f"shapes differ: {predictions_a.shape} vs {predictions_b.shape}")
     return float(np.mean(predictions_a == predictions_b)) if predictions_a.size else math.nan
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """McNemar's test on paired predictions.
-
-    `b`: rows model A got right and B wrong; `c`: the reverse. `exact_p` is the two-sided exact
-    binomial p-value (b ~ Binomial(b + c, 1/2) under equal error rates); `chi_square` uses
-    Edwards' continuity correction, clipped at 0 so that b == c gives 0, with `chi_square_p` its
-    p-value at one degree of freedom.
-    """
-
-    b: int
-    c: int
-    exact_p: float
-    chi_square: float
-    chi_square_p: float
-
-
-def binomial_two_sided_p(b: int, c: int) -> float:
-    """Exact two-sided p-value of b successes in b + c fair coin flips (1 when b + c == 0)."""
-    trials = b + c
-    tail = sum(math.comb(trials, i) for i in range(min(b, c) + 1))
-    # Python divides big integers exactly before rounding, so large counts stay accurate.
-    return min(1.0, 2 * tail / (1 << trials))
-
-
-def chi_square_1df_p(statistic: float) -> float:
-    """Upper-tail p-value of a chi-square statistic with one degree of freedom."""
-    # That distribution is a squared standard normal, whose two-sided tail is erfc(z / sqrt 2).
-    return math.erfc(math.sqrt(statistic / 2))
-
-
-def mcnemar_from_counts(b: int, c: int) -> McNemar:
-    discordant = b + c
-    chi_square = max(abs(b - c) - 1, 0) ** 2 / discordant if discordant else 0.0
-    return McNemar(b, c, binomial_two_sided_p(b, c), chi_square, chi_square_1df_p(chi_square))
-
-
-def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
-    """McNemar's test from two models' per-row correctness (bool arrays of equal length)."""
-    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    if correct_a.shape != correct_b.shape:
-        raise ValueError(f"shapes differ: {correct_a.shape} vs {correct_b.shape}")
-    b = int(np.sum(correct_a & ~correct_b))
-    c = int(np.sum(~correct_a & correct_b))
-    return mcnemar_from_counts(b, c)

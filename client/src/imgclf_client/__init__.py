@@ -12,7 +12,15 @@ Calls that end UNAVAILABLE are retried by gRPC itself (service config, up to 4 a
 within the one deadline); no other status is retried.
 
 Results are frozen dataclasses: `Classification` (of `ClassScore`), `ModelStatus` (of
-`ModelVersion`) and `ModelInfo`. Errors form one tree rooted at `ImgclfError`:
+`ModelVersion`) and `ModelInfo`.
+
+Experiments: `classify(image, experiment="cnn-ab", routing_key="user-7")` routes through an
+experiment (the result names the `arm`); `feedback(result.request_id, true_class)` attaches
+ground truth; `experiment_report(name)` gives per-arm figures and the verdict;
+`compare(image, ["cnn:1", "cnn@canary"])` runs one image through several models. With
+`admin_token=`, `create_experiment`, `update_experiment` and `end_experiment` change them.
+
+Errors form one tree rooted at `ImgclfError`:
 
     ImgclfError
     ├── InvalidInput             bad arguments, caught before any call (also a ValueError)
@@ -50,33 +58,63 @@ from ._exceptions import (
     Unavailable,
     Unimplemented,
 )
+from ._experiment_types import (
+    AnalysisSettings,
+    ArmComparison,
+    ArmReport,
+    ClassCount,
+    CompareAnswer,
+    Experiment,
+    ExperimentArm,
+    ExperimentReport,
+    FeedbackResult,
+    Latency,
+    ModelRef,
+    ShadowArm,
+    ShadowReport,
+    Verdict,
+)
 from ._images import ImageInput
 from ._sync import Client
 from ._types import Classification, ClassScore, ModelInfo, ModelStatus, ModelVersion
 
 __all__ = [
     "USE_CLIENT_DEFAULT",
+    "AnalysisSettings",
+    "ArmComparison",
+    "ArmReport",
     "AsyncClient",
     "Cancelled",
+    "ClassCount",
     "ClassScore",
     "Classification",
     "Client",
+    "CompareAnswer",
     "DeadlineExceeded",
+    "Experiment",
+    "ExperimentArm",
+    "ExperimentReport",
     "FailedPrecondition",
+    "FeedbackResult",
     "ImageInput",
     "ImgclfError",
     "Internal",
     "InvalidArgument",
     "InvalidInput",
+    "Latency",
     "ModelInfo",
+    "ModelRef",
     "ModelStatus",
     "ModelVersion",
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",
     "ServerError",
+    "ShadowArm",
+    "ShadowReport",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
     "UseClientDefault",
+    "Verdict",
 ]

@@ -40,6 +40,7 @@ class BaseClient(ABC):
         secure: bool = False,
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
+        admin_token: str | None = None,
     ) -> None:
         """Opens a channel to the gateway; connecting happens on the first call.
 
@@ -55,6 +56,8 @@ class BaseClient(ABC):
                 implies `secure`.
             options: extra gRPC channel options; each overrides the client's own option
                 with the same key.
+            admin_token: the bearer token for the Admin API (create, update and end
+                experiments); the other calls need none.
 
         Raises:
             InvalidInput: a setting is out of range.
@@ -73,6 +76,7 @@ class BaseClient(ABC):
         if credentials is None and secure:
             credentials = grpc.ssl_channel_credentials()
         self._credentials = credentials
+        self._admin_token = admin_token
         self._connect()
 
     @abstractmethod
@@ -93,6 +97,12 @@ class BaseClient(ABC):
     def channel_options(self) -> list[tuple[str, Any]]:
         """The options the channel was opened with."""
         return list(self._options)
+
+    def _admin_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata of an Admin API call; raises InvalidInput without a token."""
+        if not self._admin_token:
+            raise InvalidInput("Admin API calls need the client's admin_token")
+        return (("authorization", f"Bearer {self._admin_token}"),)
 
     def _deadline(self, timeout: TimeoutTypes) -> float | None:
         """The timeout to give gRPC for one call."""

@@ -19,8 +19,17 @@ DEFAULT_MAX_ATTEMPTS: Final = 4
 MAX_ATTEMPTS_LIMIT: Final = 5
 
 SERVICE_NAME: Final = "imgclf.v1.Classifier"
-# Named one by one so that methods added to the service later are not retried by default.
-IDEMPOTENT_METHODS: Final = ("Classify", "ListModels", "GetModel")
+# Named one by one so that methods added to the services later are not retried by default.
+# Feedback is safe to repeat (the same answer again is a no-op); Admin calls are never retried.
+IDEMPOTENT_METHODS: Final = (
+    (SERVICE_NAME, "Classify"),
+    (SERVICE_NAME, "ListModels"),
+    (SERVICE_NAME, "GetModel"),
+    (SERVICE_NAME, "Compare"),
+    (SERVICE_NAME, "Feedback"),
+    ("imgclf.v1.Experiments", "ListExperiments"),
+    ("imgclf.v1.Experiments", "GetExperimentReport"),
+)
 
 ChannelOptions: TypeAlias = Sequence[tuple[str, Any]]
 
@@ -43,7 +52,7 @@ TimeoutTypes: TypeAlias = float | UseClientDefault | None
 def service_config(max_attempts: int) -> str:
     """The JSON service config: the idempotent methods retry UNAVAILABLE, and only that."""
     method_config: dict[str, Any] = {
-        "name": [{"service": SERVICE_NAME, "method": method} for method in IDEMPOTENT_METHODS]
+        "name": [{"service": service, "method": method} for service, method in IDEMPOTENT_METHODS]
     }
     if max_attempts > 1:
         method_config["retryPolicy"] = {

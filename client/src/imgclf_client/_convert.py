@@ -12,6 +12,8 @@ from ._images import ImageInput, image_field
 from ._types import Classification, ClassScore, ModelInfo, ModelStatus, ModelVersion
 
 UINT32_MAX = 2**32 - 1
+MAX_NAME_LENGTH = 128
+MAX_ROUTING_KEY_BYTES = 256
 
 
 def model_selector(
@@ -24,8 +26,8 @@ def model_selector(
         raise InvalidInput("give either version or label, not both")
     selector = classifier_pb2.ModelSelector(name=model)
     if version is not None:
-        if version < 0:
-            raise InvalidInput(f"version must be a non-negative number, not {version}")
+        if version <= 0:
+            raise InvalidInput(f"version must be a positive number, not {version}")
         selector.version = version
     elif label is not None:
         if not label:
@@ -34,21 +36,39 @@ def model_selector(
     return selector
 
 
+def target_selector(
+    model: str | None, *, version: int | None, label: str | None, experiment: str | None
+) -> classifier_pb2.ModelSelector:
+    """The selector of a classification: a model (and version or label), or an experiment."""
+    if experiment is not None:
+        if model is not None or version is not None or label is not None:
+            raise InvalidInput("give either experiment or model (with version or label), not both")
+        if not experiment or len(experiment) > MAX_NAME_LENGTH:
+            raise InvalidInput("experiment must be a non-empty experiment name")
+        return classifier_pb2.ModelSelector(experiment=experiment)
+    if model is None:
+        raise InvalidInput("give model= (e.g. 'cnn') or experiment=")
+    return model_selector(model, version=version, label=label)
+
+
 def classify_request(
     image: ImageInput,
     *,
-    model: str,
+    model: str | None,
     version: int | None,
     label: str | None,
     top_k: int,
     routing_key: str | None,
     request_id: str | None,
+    experiment: str | None = None,
 ) -> classifier_pb2.ClassifyRequest:
     """The ClassifyRequest for one image; `top_k=0` asks for every class."""
     if not 0 <= top_k <= UINT32_MAX:
         raise InvalidInput(f"top_k must be from 0 (every class) to {UINT32_MAX}, not {top_k}")
+    if routing_key is not None and len(routing_key.encode()) > MAX_ROUTING_KEY_BYTES:
+        raise InvalidInput(f"routing_key must be at most {MAX_ROUTING_KEY_BYTES} bytes")
     request = classifier_pb2.ClassifyRequest(
-        model=model_selector(model, version=version, label=label),
+        model=target_selector(model, version=version, label=label, experiment=experiment),
         top_k=top_k,
         routing_key=routing_key or "",
         request_id=request_id or "",
@@ -75,6 +95,8 @@ def classification(response: classifier_pb2.ClassifyResponse) -> Classification:
         model=response.model_name,
         version=response.model_version,
         request_id=response.request_id,
+        experiment=response.experiment,
+        arm=response.arm,
     )
 
 

@@ -22,13 +22,17 @@ class Classification:
         scores: the returned classes, best first.
         model: the name of the model that served the call.
         version: the version number that served it (resolved from a label or the latest).
-        request_id: the id the gateway logged the call under.
+        request_id: the id the gateway logged the call under (send it with `feedback`).
+        experiment: the experiment that routed the call, when it named one; else "".
+        arm: the experiment's arm that served the call; else "".
     """
 
     scores: list[ClassScore]
     model: str
     version: int
     request_id: str
+    experiment: str = ""
+    arm: str = ""
 
     @property
     def top(self) -> ClassScore:

@@ -10,11 +10,20 @@ model's native input size, asks the model backend (TensorFlow Serving's gRPC
 API) for probabilities and answers the best classes, together with the model
 name and version number that actually served the call.
 
+A call may instead name an experiment (ModelSelector.experiment): the experiment picks one of
+its arms (sticky by routing_key, else at random by weight), the arm names the model and version
+or label, and the answer says which arm served. Feedback attaches ground truth to an earlier
+answer; imgclf.v1.Experiments (experiments.proto) lists experiments and reports on them.
+Experiments are defined in serving_config/experiments.toml and changed at run time through
+imgclf.v1.Admin (admin.proto), which needs a token; the other services need none.
+
 Errors are gRPC statuses with a message a person can act on:
   INVALID_ARGUMENT    the image cannot be decoded, or a field is malformed;
   RESOURCE_EXHAUSTED  the image or message is over the gateway's limits;
-  NOT_FOUND           unknown model, version or label;
-  UNAVAILABLE         the backend cannot be reached or the model is loading;
+  NOT_FOUND           unknown model, version, label, experiment or request id;
+  ALREADY_EXISTS      feedback for that request already names another class;
+  UNAVAILABLE         the backend (or, for Feedback and reports, the experiment store) cannot
+                      be reached, or the model is loading;
   DEADLINE_EXCEEDED   the call's deadline passed.
 """
 
@@ -69,22 +78,29 @@ class ModelSelector(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Model name as in serving_config/models.config, e.g. "cnn"."""
     version: _builtins.int
     """A version number (the directory name under the model's base path)."""
     label: _builtins.str
     """A version label from models.config, e.g. "stable" or "canary"."""
+    experiment: _builtins.str
+    """Routes the call through this experiment instead: it picks the arm, and the arm names the
+    model and version or label. When set, name, version and label must be empty. Only Classify
+    and ClassifyStream accept it.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         version: _builtins.int = ...,
         label: _builtins.str = ...,
+        experiment: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "version", b"version", "version_choice", b"version_choice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "name", b"name", "version", b"version", "version_choice", b"version_choice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "label", b"label", "name", b"name", "version", b"version", "version_choice", b"version_choice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_version_choice: _TypeAlias = _typing.Literal["version", "label"]  # noqa: Y015
     _WhichOneofArgType_version_choice: _TypeAlias = _typing.Literal["version_choice", b"version_choice"]  # noqa: Y015
@@ -140,7 +156,10 @@ class ClassifyRequest(_message.Message):
     above the number of classes are clamped to it.
     """
     routing_key: _builtins.str
-    """Optional key for sticky routing in experiments (e.g. a user id)."""
+    """Optional key for sticky routing in experiments (e.g. a user id): the same key lands on the
+    same arm while the weights stay the same, on every gateway replica. Without one the arm is
+    drawn at random by weight. At most 256 bytes; never logged.
+    """
     request_id: _builtins.str
     """Optional id carried into logs and echoed back; the gateway makes one when empty."""
     @_builtins.property
@@ -202,10 +221,17 @@ class ClassifyResponse(_message.Message):
     MODEL_NAME_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    ARM_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
     """The model and version that actually served the call."""
     model_version: _builtins.int
     request_id: _builtins.str
+    experiment: _builtins.str
+    """When the call went through an experiment: its name and the arm that served (send the arm's
+    model and version next time to pin it). Empty otherwise.
+    """
+    arm: _builtins.str
     @_builtins.property
     def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClassScore]:
         """Best first."""
@@ -217,10 +243,12 @@ class ClassifyResponse(_message.Message):
         model_name: _builtins.str = ...,
         model_version: _builtins.int = ...,
         request_id: _builtins.str = ...,
+        experiment: _builtins.str = ...,
+        arm: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_name", b"model_name", "model_version", b"model_version", "request_id", b"request_id", "scores", b"scores"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arm", b"arm", "experiment", b"experiment", "model_name", b"model_name", "model_version", b"model_version", "request_id", b"request_id", "scores", b"scores"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -479,3 +507,178 @@ class GetModelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetModelResponse: _TypeAlias = GetModelResponse  # noqa: Y015
+
+@_typing.final
+class FeedbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CLASS_INDEX_FIELD_NUMBER: _builtins.int
+    CLASS_NAME_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The request_id of the ClassifyResponse the feedback is about."""
+    class_index: _builtins.int
+    class_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        class_index: _builtins.int = ...,
+        class_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["class_index", b"class_index", "class_name", b"class_name", "true_class", b"true_class"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_index", b"class_index", "class_name", b"class_name", "request_id", b"request_id", "true_class", b"true_class"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_true_class: _TypeAlias = _typing.Literal["class_index", "class_name"]  # noqa: Y015
+    _WhichOneofArgType_true_class: _TypeAlias = _typing.Literal["true_class", b"true_class"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_true_class) -> _WhichOneofReturnType_true_class | None: ...
+
+Global___FeedbackRequest: _TypeAlias = FeedbackRequest  # noqa: Y015
+
+@_typing.final
+class FeedbackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[FeedbackResponse._Outcome.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: FeedbackResponse._Outcome.ValueType  # 0
+        RECORDED: FeedbackResponse._Outcome.ValueType  # 1
+        """Stored now."""
+        DUPLICATE: FeedbackResponse._Outcome.ValueType  # 2
+        """The same answer was already stored: a retry, nothing changed."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper): ...
+    OUTCOME_UNSPECIFIED: FeedbackResponse.Outcome.ValueType  # 0
+    RECORDED: FeedbackResponse.Outcome.ValueType  # 1
+    """Stored now."""
+    DUPLICATE: FeedbackResponse.Outcome.ValueType  # 2
+    """The same answer was already stored: a retry, nothing changed."""
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CLASS_INDEX_FIELD_NUMBER: _builtins.int
+    CLASS_NAME_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    outcome: Global___FeedbackResponse.Outcome.ValueType
+    class_index: _builtins.int
+    """The stored true class."""
+    class_name: _builtins.str
+    experiment: _builtins.str
+    """The experiment the request went through."""
+    def __init__(
+        self,
+        *,
+        outcome: Global___FeedbackResponse.Outcome.ValueType = ...,
+        class_index: _builtins.int = ...,
+        class_name: _builtins.str = ...,
+        experiment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["class_index", b"class_index", "class_name", b"class_name", "experiment", b"experiment", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackResponse: _TypeAlias = FeedbackResponse  # noqa: Y015
+
+@_typing.final
+class CompareRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENCODED_FIELD_NUMBER: _builtins.int
+    RAW_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    TOP_K_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    encoded: _builtins.bytes
+    top_k: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def raw(self) -> Global___RawImage: ...
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelSelector]:
+        """Two to eight models or versions (experiment selectors are refused)."""
+
+    def __init__(
+        self,
+        *,
+        encoded: _builtins.bytes = ...,
+        raw: Global___RawImage | None = ...,
+        models: _abc.Iterable[Global___ModelSelector] | None = ...,
+        top_k: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["encoded", b"encoded", "image", b"image", "raw", b"raw"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoded", b"encoded", "image", b"image", "models", b"models", "raw", b"raw", "request_id", b"request_id", "top_k", b"top_k"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_image: _TypeAlias = _typing.Literal["encoded", "raw"]  # noqa: Y015
+    _WhichOneofArgType_image: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_image) -> _WhichOneofReturnType_image | None: ...
+
+Global___CompareRequest: _TypeAlias = CompareRequest  # noqa: Y015
+
+@_typing.final
+class CompareAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    latency_ms: _builtins.float
+    """Time the gateway spent on this reference (decode, queue and backend)."""
+    @_builtins.property
+    def model(self) -> Global___ModelSelector:
+        """The selector as requested."""
+
+    @_builtins.property
+    def result(self) -> Global___ClassifyResponse: ...
+    @_builtins.property
+    def error(self) -> Global___ImageError: ...
+    def __init__(
+        self,
+        *,
+        model: Global___ModelSelector | None = ...,
+        result: Global___ClassifyResponse | None = ...,
+        error: Global___ImageError | None = ...,
+        latency_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "model", b"model", "outcome", b"outcome", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["result", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___CompareAnswer: _TypeAlias = CompareAnswer  # noqa: Y015
+
+@_typing.final
+class CompareResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompareAnswer]:
+        """In the order of CompareRequest.models."""
+
+    def __init__(
+        self,
+        *,
+        answers: _abc.Iterable[Global___CompareAnswer] | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareResponse: _TypeAlias = CompareResponse  # noqa: Y015

@@ -55,6 +55,16 @@ class ClassifierStub:
                 request_serializer=imgclf_dot_v1_dot_classifier__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=imgclf_dot_v1_dot_classifier__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/imgclf.v1.Classifier/Feedback',
+                request_serializer=imgclf_dot_v1_dot_classifier__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=imgclf_dot_v1_dot_classifier__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.Compare = channel.unary_unary(
+                '/imgclf.v1.Classifier/Compare',
+                request_serializer=imgclf_dot_v1_dot_classifier__pb2.CompareRequest.SerializeToString,
+                response_deserializer=imgclf_dot_v1_dot_classifier__pb2.CompareResponse.FromString,
+                _registered_method=True)
 
 
 class ClassifierServicer:
@@ -91,6 +101,23 @@ class ClassifierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Attaches the true class to an earlier call made through an experiment, by its request id.
+        Sending the same answer again is safe (DUPLICATE); a different second answer is refused with
+        ALREADY_EXISTS and the first answer stands. An id the gateway has no record of is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Compare(self, request, context):
+        """One image through two or more models or versions; every answer comes back with the version
+        that gave it and its latency. One failing reference does not fail the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClassifierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +140,16 @@ def add_ClassifierServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=imgclf_dot_v1_dot_classifier__pb2.GetModelRequest.FromString,
                     response_serializer=imgclf_dot_v1_dot_classifier__pb2.GetModelResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=imgclf_dot_v1_dot_classifier__pb2.FeedbackRequest.FromString,
+                    response_serializer=imgclf_dot_v1_dot_classifier__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'Compare': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compare,
+                    request_deserializer=imgclf_dot_v1_dot_classifier__pb2.CompareRequest.FromString,
+                    response_serializer=imgclf_dot_v1_dot_classifier__pb2.CompareResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +261,60 @@ class Classifier:
             '/imgclf.v1.Classifier/GetModel',
             imgclf_dot_v1_dot_classifier__pb2.GetModelRequest.SerializeToString,
             imgclf_dot_v1_dot_classifier__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgclf.v1.Classifier/Feedback',
+            imgclf_dot_v1_dot_classifier__pb2.FeedbackRequest.SerializeToString,
+            imgclf_dot_v1_dot_classifier__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgclf.v1.Classifier/Compare',
+            imgclf_dot_v1_dot_classifier__pb2.CompareRequest.SerializeToString,
+            imgclf_dot_v1_dot_classifier__pb2.CompareResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,11 +10,20 @@ model's native input size, asks the model backend (TensorFlow Serving's gRPC
 API) for probabilities and answers the best classes, together with the model
 name and version number that actually served the call.
 
+A call may instead name an experiment (ModelSelector.experiment): the experiment picks one of
+its arms (sticky by routing_key, else at random by weight), the arm names the model and version
+or label, and the answer says which arm served. Feedback attaches ground truth to an earlier
+answer; imgclf.v1.Experiments (experiments.proto) lists experiments and reports on them.
+Experiments are defined in serving_config/experiments.toml and changed at run time through
+imgclf.v1.Admin (admin.proto), which needs a token; the other services need none.
+
 Errors are gRPC statuses with a message a person can act on:
   INVALID_ARGUMENT    the image cannot be decoded, or a field is malformed;
   RESOURCE_EXHAUSTED  the image or message is over the gateway's limits;
-  NOT_FOUND           unknown model, version or label;
-  UNAVAILABLE         the backend cannot be reached or the model is loading;
+  NOT_FOUND           unknown model, version, label, experiment or request id;
+  ALREADY_EXISTS      feedback for that request already names another class;
+  UNAVAILABLE         the backend (or, for Feedback and reports, the experiment store) cannot
+                      be reached, or the model is loading;
   DEADLINE_EXCEEDED   the call's deadline passed.
 """
 
@@ -59,6 +68,15 @@ class ClassifierStub:
     """Lists the models, their versions with their state, and their labels."""
     GetModel: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.GetModelRequest, _classifier_pb2.GetModelResponse]
     """Describes one model version: input size and class names."""
+    Feedback: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.FeedbackRequest, _classifier_pb2.FeedbackResponse]
+    """Attaches the true class to an earlier call made through an experiment, by its request id.
+    Sending the same answer again is safe (DUPLICATE); a different second answer is refused with
+    ALREADY_EXISTS and the first answer stands. An id the gateway has no record of is NOT_FOUND.
+    """
+    Compare: _grpc.UnaryUnaryMultiCallable[_classifier_pb2.CompareRequest, _classifier_pb2.CompareResponse]
+    """One image through two or more models or versions; every answer comes back with the version
+    that gave it and its latency. One failing reference does not fail the others.
+    """
 
 @_typing.type_check_only
 class ClassifierAsyncStub(ClassifierStub):
@@ -76,6 +94,15 @@ class ClassifierAsyncStub(ClassifierStub):
     """Lists the models, their versions with their state, and their labels."""
     GetModel: _aio.UnaryUnaryMultiCallable[_classifier_pb2.GetModelRequest, _classifier_pb2.GetModelResponse]  # type: ignore[assignment]
     """Describes one model version: input size and class names."""
+    Feedback: _aio.UnaryUnaryMultiCallable[_classifier_pb2.FeedbackRequest, _classifier_pb2.FeedbackResponse]  # type: ignore[assignment]
+    """Attaches the true class to an earlier call made through an experiment, by its request id.
+    Sending the same answer again is safe (DUPLICATE); a different second answer is refused with
+    ALREADY_EXISTS and the first answer stands. An id the gateway has no record of is NOT_FOUND.
+    """
+    Compare: _aio.UnaryUnaryMultiCallable[_classifier_pb2.CompareRequest, _classifier_pb2.CompareResponse]  # type: ignore[assignment]
+    """One image through two or more models or versions; every answer comes back with the version
+    that gave it and its latency. One failing reference does not fail the others.
+    """
 
 class ClassifierServicer(metaclass=_abc_1.ABCMeta):
     """Classifies images with the models the stack serves."""
@@ -114,5 +141,26 @@ class ClassifierServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_classifier_pb2.GetModelResponse, _abc.Awaitable[_classifier_pb2.GetModelResponse]]:
         """Describes one model version: input size and class names."""
+
+    @_abc_1.abstractmethod
+    def Feedback(
+        self,
+        request: _classifier_pb2.FeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_classifier_pb2.FeedbackResponse, _abc.Awaitable[_classifier_pb2.FeedbackResponse]]:
+        """Attaches the true class to an earlier call made through an experiment, by its request id.
+        Sending the same answer again is safe (DUPLICATE); a different second answer is refused with
+        ALREADY_EXISTS and the first answer stands. An id the gateway has no record of is NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def Compare(
+        self,
+        request: _classifier_pb2.CompareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_classifier_pb2.CompareResponse, _abc.Awaitable[_classifier_pb2.CompareResponse]]:
+        """One image through two or more models or versions; every answer comes back with the version
+        that gave it and its latency. One failing reference does not fail the others.
+        """
 
 def add_ClassifierServicer_to_server(servicer: ClassifierServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,433 @@
+"""`ExperimentStore`: the prediction log, feedback, reports and experiment definitions.
+
+Every method runs in one transaction, is bounded by `timeout_s`, and raises `StoreUnavailable`
+when the database fails or does not answer in time (never a driver's exception, never a hang).
+Datetimes go in timezone-aware (any zone) and come out aware in UTC, on both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Self, TypeVar
+
+from sqlalchemy import Column, String, Table, delete, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Insert
+
+from server.experiments.records import PredictionRecord, PredictionRow, Role
+from server.store.engine import create_store_engine, safe_url
+from server.store.errors import RevisionConflict, StoreError, StoreUnavailable, translate
+from server.store.schema import experiments, feedback, predictions
+
+T = TypeVar("T")
+# A result row of any shape.
+AnyRow = Row[*tuple[Any, ...]]
+
+FeedbackOutcome = Literal["recorded", "duplicate", "conflict"]
+
+# Rounds of re-reading when a concurrent writer changed a row between our read and our write.
+_RACE_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What `add_feedback` did. `true_class` is the stored answer (the first one stands)."""
+
+    # "recorded": stored now; "duplicate": the same class was already stored (a safe retry);
+    # "conflict": a different class was already stored and was kept.
+    outcome: FeedbackOutcome
+    true_class: int
+
+
+@dataclass(frozen=True)
+class StoredExperiment:
+    """An experiment definition as the store keeps it, shared by every gateway replica."""
+
+    name: str
+    definition: dict[str, Any]
+    # 1 when created, +1 on every change (put, end): the token of optimistic concurrency.
+    revision: int
+    seed_digest: str | None
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+class ExperimentStore:
+    """The store on one async engine (SQLite or PostgreSQL), migrated with `server.store.migrate`.
+
+    Opening does not connect: a store that is down at start-up makes calls raise
+    `StoreUnavailable` until it is back. The store owns the engine: `close()` disposes of it.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, timeout_s: float) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self._engine = engine
+        self._timeout_s = timeout_s
+
+    @classmethod
+    async def open(cls, url: str, *, timeout_s: float = 2.0) -> Self:
+        return cls(create_store_engine(url, timeout_s=timeout_s), timeout_s=timeout_s)
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password hidden."""
+        return safe_url(self._engine.url)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # The prediction log.
+
+    async def insert_predictions(self, records: Sequence[PredictionRecord]) -> int:
+        """Inserts the records in one statement (one per 1000 records); returns how many were new.
+
+        A record whose (request_id, experiment, arm) is already stored is skipped, so a batch
+        written again after a lost answer does not count twice.
+        """
+        if not records:
+            return 0
+        rows = [_prediction_values(record) for record in records]
+        statement = self._insert_ignoring(
+            predictions, predictions.c.request_id, predictions.c.experiment, predictions.c.arm
+        ).returning(predictions.c.id)
+
+        async def run(conn: AsyncConnection) -> int:
+            return len((await conn.execute(statement, rows)).all())
+
+        return await self._run("insert predictions", run)
+
+    async def predictions_for(self, request_id: str) -> list[PredictionRecord]:
+        """The primary records of a request id, in every experiment (shadow records left out)."""
+        statement = (
+            select(predictions)
+            .where(predictions.c.request_id == request_id)
+            .where(predictions.c.role == Role.PRIMARY.value)
+            .order_by(predictions.c.id)
+        )
+
+        async def run(conn: AsyncConnection) -> list[PredictionRecord]:
+            return [_record(row) for row in await conn.execute(statement)]
+
+        return await self._run("read predictions", run)
+
+    # Feedback.
+
+    async def add_feedback(self, request_id: str, true_class: int) -> FeedbackResult:
+        """Attaches the ground truth to a request id; the first answer for an id stands.
+
+        Whether the request id was logged is the caller's check (`predictions_for`). Safe under
+        concurrency: the unique request id decides which of two simultaneous calls records.
+        """
+        _check_lengths(feedback, {"request_id": request_id})
+        insert = (
+            self._insert_ignoring(feedback, feedback.c.request_id)
+            .values(request_id=request_id, true_class=true_class)
+            .returning(feedback.c.id)
+        )
+        stored_class = select(feedback.c.true_class).where(feedback.c.request_id == request_id)
+
+        async def run(conn: AsyncConnection) -> FeedbackResult:
+            for _ in range(_RACE_ROUNDS):
+                inserted = await conn.execute(insert.values(created_at=_now()))
+                if inserted.first() is not None:
+                    return FeedbackResult("recorded", true_class)
+                stored = (await conn.execute(stored_class)).scalar_one_or_none()
+                if stored is not None:  # else pruned in between: insert again
+                    outcome: FeedbackOutcome = "duplicate" if stored == true_class else "conflict"
+                    return FeedbackResult(outcome, int(stored))
+            raise StoreError(f"add feedback: the feedback of {request_id!r} kept changing")
+
+        return await self._run("add feedback", run)
+
+    # Reports.
+
+    async def report_rows(
+        self, experiment: str, *, since: datetime | None = None
+    ) -> list[PredictionRow]:
+        """Every record (primary and shadow) of an experiment created at or after `since`,
+        with its request's feedback when there is some; oldest first."""
+        statement = (
+            select(
+                predictions.c.request_id,
+                predictions.c.arm,
+                predictions.c.role,
+                predictions.c.model,
+                predictions.c.version,
+                predictions.c.status,
+                predictions.c.predicted_class,
+                predictions.c.confidence,
+                predictions.c.latency_ms,
+                predictions.c.created_at,
+                feedback.c.true_class,
+                feedback.c.id.label("feedback_order"),
+            )
+            .select_from(
+                predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
+            )
+            .where(predictions.c.experiment == experiment)
+            .order_by(predictions.c.created_at, predictions.c.id)
+        )
+        if since is not None:
+            statement = statement.where(predictions.c.created_at >= _aware(since, "since"))
+
+        async def run(conn: AsyncConnection) -> list[PredictionRow]:
+            return [_report_row(row) for row in await conn.execute(statement)]
+
+        return await self._run("read report rows", run)
+
+    # Experiment definitions.
+
+    async def list_experiments(self) -> list[StoredExperiment]:
+        """Every stored experiment, ended ones included, by name."""
+        statement = select(experiments).order_by(experiments.c.name)
+
+        async def run(conn: AsyncConnection) -> list[StoredExperiment]:
+            return [_experiment(row) for row in await conn.execute(statement)]
+
+        return await self._run("list experiments", run)
+
+    async def get_experiment(self, name: str) -> StoredExperiment | None:
+        async def run(conn: AsyncConnection) -> StoredExperiment | None:
+            return await _fetch_experiment(conn, name)
+
+        return await self._run("read experiment", run)
+
+    async def put_experiment(
+        self,
+        name: str,
+        definition: dict[str, Any],
+        *,
+        expected_revision: int | None,
+        seed_digest: str | None,
+        restart: bool = False,
+    ) -> StoredExperiment:
+        """Creates an experiment (revision 1) or replaces its definition (revision + 1).
+
+        A replacement happens only when `expected_revision` is None or is the stored revision;
+        otherwise `RevisionConflict(stored_revision)`. `restart` also resets `started_at` to now
+        and clears `ended_at` (re-creating an ended experiment); without it both are kept.
+        """
+        text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+        _check_lengths(experiments, {"name": name, "seed_digest": seed_digest})
+
+        async def run(conn: AsyncConnection) -> StoredExperiment:
+            for _ in range(_RACE_ROUNDS):
+                now = _now()
+                current = await _fetch_experiment(conn, name)
+                if current is None:
+                    created = await conn.execute(
+                        self._insert_ignoring(experiments, experiments.c.name)
+                        .values(
+                            name=name,
+                            definition=text,
+                            revision=1,
+                            seed_digest=seed_digest,
+                            started_at=now,
+                            updated_at=now,
+                            ended_at=None,
+                        )
+                        .returning(*experiments.c)
+                    )
+                else:
+                    if expected_revision is not None and expected_revision != current.revision:
+                        raise RevisionConflict(current.revision)
+                    values: dict[str, Any] = {
+                        "definition": text,
+                        "revision": current.revision + 1,
+                        "seed_digest": seed_digest,
+                        "updated_at": now,
+                    }
+                    if restart:
+                        values |= {"started_at": now, "ended_at": None}
+                    created = await conn.execute(
+                        update(experiments)
+                        .where(experiments.c.name == name)
+                        .where(experiments.c.revision == current.revision)
+                        .values(values)
+                        .returning(*experiments.c)
+                    )
+                row = created.first()
+                if row is not None:
+                    return _experiment(row)
+                # Another writer got in between our read and our write: read again.
+            raise StoreError(f"put experiment: {name!r} kept changing")
+
+        return await self._run("put experiment", run)
+
+    async def end_experiment(self, name: str) -> StoredExperiment | None:
+        """Marks an experiment ended (revision + 1); None when there is no such experiment.
+
+        Ending an ended experiment changes nothing and returns it as stored.
+        """
+
+        async def run(conn: AsyncConnection) -> StoredExperiment | None:
+            now = _now()
+            ended = await conn.execute(
+                update(experiments)
+                .where(experiments.c.name == name)
+                .where(experiments.c.ended_at.is_(None))
+                .values(ended_at=now, updated_at=now, revision=experiments.c.revision + 1)
+                .returning(*experiments.c)
+            )
+            row = ended.first()
+            return _experiment(row) if row is not None else await _fetch_experiment(conn, name)
+
+        return await self._run("end experiment", run)
+
+    # Retention.
+
+    async def prune(self, older_than: datetime) -> int:
+        """Deletes the records created before `older_than`, and the feedback of request ids that
+        no longer have any record; returns how many records were deleted."""
+        cutoff = _aware(older_than, "older_than")
+
+        async def run(conn: AsyncConnection) -> int:
+            deleted = await conn.execute(
+                delete(predictions).where(predictions.c.created_at < cutoff)
+            )
+            await conn.execute(
+                delete(feedback).where(
+                    ~exists().where(predictions.c.request_id == feedback.c.request_id)
+                )
+            )
+            return int(deleted.rowcount)
+
+        return await self._run("prune", run)
+
+    # Plumbing.
+
+    def _insert_ignoring(self, table: Table, *keys: Column[Any]) -> Insert:
+        """INSERT that skips rows whose `keys` are already stored (ON CONFLICT DO NOTHING)."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+    async def _run(self, doing: str, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Runs `operation` in one transaction within the timeout, translating failures."""
+        try:
+            async with asyncio.timeout(self._timeout_s), self._engine.begin() as conn:
+                return await operation(conn)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"{doing}: no answer within {self._timeout_s:g} s") from exc
+        except Exception as exc:
+            translated = translate(exc, doing)
+            if translated is None or translated is exc:
+                raise
+            raise translated from exc
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _check_lengths(table: Table, values: Mapping[str, object]) -> None:
+    """Rejects strings longer than their column, as PostgreSQL would (SQLite would not)."""
+    for key, value in values.items():
+        column_type = table.c[key].type
+        if (
+            isinstance(value, str)
+            and isinstance(column_type, String)
+            and column_type.length is not None
+            and len(value) > column_type.length
+        ):
+            raise ValueError(f"{table.name}.{key} is longer than {column_type.length}: {value!r}")
+
+
+def _prediction_values(record: PredictionRecord) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "request_id": record.request_id,
+        "experiment": record.experiment,
+        "arm": record.arm,
+        "role": Role(record.role).value,
+        "model": record.model,
+        "version": record.version,
+        "status": record.status,
+        "predicted_class": record.predicted_class,
+        "confidence": record.confidence,
+        "latency_ms": record.latency_ms,
+        "created_at": _aware(record.created_at, "created_at"),
+        "gateway": record.gateway,
+    }
+    _check_lengths(predictions, values)
+    return values
+
+
+def _record(row: AnyRow) -> PredictionRecord:
+    m = row._mapping
+    return PredictionRecord(
+        request_id=m["request_id"],
+        experiment=m["experiment"],
+        arm=m["arm"],
+        role=Role(m["role"]),
+        model=m["model"],
+        version=m["version"],
+        status=m["status"],
+        predicted_class=m["predicted_class"],
+        confidence=m["confidence"],
+        latency_ms=m["latency_ms"],
+        created_at=m["created_at"],
+        gateway=m["gateway"],
+    )
+
+
+def _report_row(row: AnyRow) -> PredictionRow:
+    m = row._mapping
+    return PredictionRow(
+        request_id=m["request_id"],
+        arm=m["arm"],
+        role=Role(m["role"]),
+        model=m["model"],
+        version=m["version"],
+        status=m["status"],
+        predicted_class=m["predicted_class"],
+        confidence=m["confidence"],
+        latency_ms=m["latency_ms"],
+        created_at=m["created_at"],
+        true_class=m["true_class"],
+        feedback_order=m["feedback_order"],
+    )
+
+
+def _experiment(row: AnyRow) -> StoredExperiment:
+    m = row._mapping
+    definition = json.loads(m["definition"])
+    if not isinstance(definition, dict):
+        raise StoreError(f"experiment {m['name']!r}: the stored definition is not a JSON object")
+    return StoredExperiment(
+        name=m["name"],
+        definition=definition,
+        revision=m["revision"],
+        seed_digest=m["seed_digest"],
+        started_at=m["started_at"],
+        updated_at=m["updated_at"],
+        ended_at=m["ended_at"],
+    )
+
+
+async def _fetch_experiment(conn: AsyncConnection, name: str) -> StoredExperiment | None:
+    row = (await conn.execute(select(experiments).where(experiments.c.name == name))).first()
+    return _experiment(row) if row is not None else None

@@ -1,0 +1,1 @@
+"""Tests of the experiment store (`server.store`) on SQLite and on a real PostgreSQL."""

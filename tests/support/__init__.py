@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: free ports, throwaway services, tiny models, config writers."""
