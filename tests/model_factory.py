@@ -38,6 +38,30 @@ def publish_tiny(
     return version
 
 
+def model_entry(
+    model_root: Path,
+    name: str = "cnn",
+    *,
+    labels: dict[str, int] | None = None,
+    policy: str = "latest { num_versions: 2 }",
+) -> str:
+    """One `config { ... }` block of a models.config."""
+    label_text = "".join(
+        f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in (labels or {}).items()
+    )
+    return (
+        "  config {\n"
+        f'    name: "{name}"\n    base_path: "{model_root / name}"\n'
+        f'    model_platform: "tensorflow"\n    model_version_policy {{ {policy} }}\n'
+        f"{label_text}  }}\n"
+    )
+
+
+def write_config_entries(path: Path, *entries: str) -> Path:
+    path.write_text("model_config_list {\n" + "".join(entries) + "}\n")
+    return path
+
+
 def write_models_config(
     path: Path,
     model_root: Path,
@@ -46,13 +70,4 @@ def write_models_config(
     labels: dict[str, int] | None = None,
     policy: str = "latest { num_versions: 2 }",
 ) -> Path:
-    label_text = "".join(
-        f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in (labels or {}).items()
-    )
-    path.write_text(
-        "model_config_list {\n  config {\n"
-        f'    name: "{name}"\n    base_path: "{model_root / name}"\n'
-        f'    model_platform: "tensorflow"\n    model_version_policy {{ {policy} }}\n'
-        f"{label_text}  }}\n}}\n"
-    )
-    return path
+    return write_config_entries(path, model_entry(model_root, name, labels=labels, policy=policy))

@@ -37,6 +37,7 @@ from server.experiments.definitions import (
 from server.gateway.errors import (
     AlreadyExists,
     Conflict,
+    FailedPrecondition,
     InvalidRequest,
     NotFound,
     StoreUnavailable,
@@ -177,7 +178,7 @@ class ExperimentRegistry:
 
     def _require_store(self) -> ExperimentStore:
         if self._store is None:
-            raise StoreUnavailable(
+            raise FailedPrecondition(
                 "experiments cannot be changed at run time without a store (set store_url)"
             )
         return self._store

@@ -35,7 +35,9 @@ class ExperimentsServicer(experiments_pb2_grpc.ExperimentsServicer):
         self._class_names = class_names
 
     async def ListExperiments(
-        self, request: experiments_pb2.ListExperimentsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: experiments_pb2.ListExperimentsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> experiments_pb2.ListExperimentsResponse:
         active = self._registry.experiments(include_ended=request.include_ended)
         return experiments_pb2.ListExperimentsResponse(
@@ -98,7 +100,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             )
 
     async def CreateExperiment(
-        self, request: admin_pb2.CreateExperimentRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: admin_pb2.CreateExperimentRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> experiments_pb2.Experiment:
         async def create() -> experiments_pb2.Experiment:
             active = await self._registry.create(xc.experiment_from_proto(request.experiment))
@@ -107,7 +111,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return await self._audited("CreateExperiment", request.experiment.name, context, create)
 
     async def UpdateExperiment(
-        self, request: admin_pb2.UpdateExperimentRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: admin_pb2.UpdateExperimentRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> experiments_pb2.Experiment:
         async def update() -> experiments_pb2.Experiment:
             active = await self._registry.update(

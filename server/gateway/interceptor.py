@@ -133,7 +133,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
@@ -150,7 +152,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
         return handler
 
 
-async def _settle(call: _Call, error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+async def _settle(
+    call: _Call, error: BaseException, context: grpc.aio.ServicerContext[Any, Any]
+) -> None:
     """Records how the call ended; aborts with the mapped status for an ordinary exception."""
     if isinstance(error, grpc.aio.AbortError):
         call.code = context.code() or grpc.StatusCode.UNKNOWN
@@ -182,7 +186,9 @@ def _wrap_unary(
 def _wrap_stream(
     behavior: Callable[..., Any], method: str, sink: CallSink | None
 ) -> Callable[..., Any]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+    async def wrapped(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         call = _Call(method, request, sink)
         try:
             async for response in behavior(request, context):

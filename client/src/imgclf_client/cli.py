@@ -2,8 +2,10 @@
 
     classify cat.png dog.jpg --model cnn [--version N | --label stable] [--top-k K]
              [--target host:port] [--timeout S] [--json]
+    classify cat.png --experiment cnn-stable-vs-canary [--routing-key user-7]
 
-For each image it prints the model and version that served it and the class
+For each image it prints the model and version that served it (with `--experiment`, also the
+arm and the request id, for `imgclf-experiment feedback`) and the class
 probabilities, best first (with their sum when every class is shown), or with `--json`
 one JSON object per line. A failed image prints `error: <CODE>: <details> (<image>)` to
 stderr and the others go on; the exit status is 1 if any image failed.
@@ -29,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command with `argv` (default: the process's arguments); returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.experiment is not None and (args.version is not None or args.label is not None):
+        parser.error("--version and --label go with --model, not --experiment")
     if args.top_k < 0:
         parser.error("--top-k must be 0 (all classes) or positive")
     if args.timeout < 0:
@@ -42,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     model=args.model,
                     version=args.version,
                     label=args.label,
+                    experiment=args.experiment,
+                    routing_key=args.routing_key,
                     top_k=args.top_k,
                 )
             except ImgclfError as exc:
@@ -60,7 +66,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="classify", description="Classify image files with a model served by imgclf."
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image file (any format)")
-    parser.add_argument("--model", required=True, help='model name, e.g. "cnn"')
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", help='model name, e.g. "cnn"')
+    target.add_argument(
+        "--experiment", metavar="NAME", help="classify through this experiment (it picks the arm)"
+    )
+    parser.add_argument(
+        "--routing-key",
+        metavar="KEY",
+        help="sticky routing key for --experiment, e.g. a user id (same key, same arm)",
+    )
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--version", type=int, help="model version number (default: latest)")
     choice.add_argument("--label", help='model version label, e.g. "stable"')
@@ -100,6 +115,8 @@ def _as_json(image: str, result: Classification) -> dict[str, object]:
         "image": image,
         "model": result.model,
         "version": result.version,
+        "experiment": result.experiment,
+        "arm": result.arm,
         "request_id": result.request_id,
         "scores": [
             {"index": s.index, "name": s.name, "probability": s.probability} for s in result.scores
@@ -109,8 +126,14 @@ def _as_json(image: str, result: Classification) -> dict[str, object]:
 
 def _print_table(image: str, result: Classification, *, every_class: bool) -> None:
     width = max([len("class"), *(len(s.name) for s in result.scores)])
+    served = f"model {result.model}, version {result.version}"
+    if result.experiment:
+        served = (
+            f"experiment {result.experiment}, arm {result.arm}: {served}; "
+            f"request id {result.request_id}"
+        )
     lines = [
-        f"{image}  (model {result.model}, version {result.version})",
+        f"{image}  ({served})",
         f"  {'rank':>4}  {'class':<{width}}  probability",
     ]
     lines += [
