@@ -7,8 +7,12 @@
    in quick mode on CIFAR-10 (from CIFAR10_DIR, else the official archive, checksum-verified).
 2. The model backend starts on port 8500: real `tensorflow_model_server` when it is on PATH,
    else the local model host, with the same config and flags.
-3. The gateway starts on port 50051 once the models are AVAILABLE.
-4. It prints how to call it, then runs until Ctrl-C, which drains both servers.
+3. The gateway starts on port 50051 once the models are AVAILABLE, with the experiments of
+   `serving_config/experiments.toml` and its experiment store in RUN_DIR (SQLite).
+4. It prints how to call it, then runs until Ctrl-C, which drains both servers. Meanwhile, on a
+   fresh model root, `server.dev_canary` trains a second quick CNN in the background and points
+   `canary` at it, so the example experiment compares two real versions (EXAMPLE_CANARY=0 skips
+   it).
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
+from common.versions import version_numbers
+from server.dev_canary import ExampleCanary
+
 SOURCE_CONFIG = Path(os.environ.get("MODELS_CONFIG", "serving_config/models.config"))
-MODELS_CONFIG = Path(os.environ.get("RUN_DIR", "run")) / "models.config"
+RUN_DIR = Path(os.environ.get("RUN_DIR", "run"))
+MODELS_CONFIG = RUN_DIR / "models.config"
 BATCHING_CONFIG = Path("serving_config/batching.config")
 MODEL_ROOT = Path(os.environ.get("MODEL_ROOT", "models")).resolve()
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
@@ -37,6 +45,7 @@ CONFIG_POLL_SECONDS = 2
 READY_TIMEOUT_S = 300.0
 SAMPLE_IMAGE = Path("../shared/testdata/images/odd/jpeg_exif_orientation8_photo.jpg")
 TRAINABLE = {"cnn"}
+EXAMPLE_EXPERIMENT = "cnn-stable-vs-canary"
 
 
 def render_runtime_config(source: Path, target: Path, model_root: Path) -> None:
@@ -59,7 +68,7 @@ def configured_models() -> list[model_server_config_pb2.ModelConfig]:
 
 
 def has_version(base_path: Path) -> bool:
-    return base_path.is_dir() and any(p.name.isdigit() for p in base_path.iterdir())
+    return bool(version_numbers(base_path))
 
 
 def train_missing(models: list[model_server_config_pb2.ModelConfig]) -> None:
@@ -139,12 +148,20 @@ def wait_serving(deadline: float, process: subprocess.Popen[bytes]) -> None:
 def usage(models: list[str]) -> str:
     bin_dir = Path(sys.executable).parent
     image = SAMPLE_IMAGE if SAMPLE_IMAGE.exists() else Path("path/to/photo.jpg")
+    metrics_port = os.environ.get("IMGCLF_GATEWAY_METRICS_PORT", "9464")
     return f"""
 The stack is up: gateway localhost:{GATEWAY_PORT} -> model backend localhost:{BACKEND_PORT}
 Models: {", ".join(models)}   (config: {MODELS_CONFIG})
 
 Classify an image:
   {bin_dir}/classify {image} --model cnn --label stable
+
+Classify through the example experiment (stable vs canary; a routing key keeps its arm):
+  {bin_dir}/classify {image} --experiment {EXAMPLE_EXPERIMENT} --routing-key user-1
+Send the true class of that call (by the request id it printed), then read the report:
+  {bin_dir}/imgclf-experiment feedback <request id> cat
+  {bin_dir}/imgclf-experiment report {EXAMPLE_EXPERIMENT}
+  curl -s localhost:{metrics_port}/experiments/{EXAMPLE_EXPERIMENT}/verdict
 
 Publish a new version and point the canary label at it (no restart):
   {bin_dir}/python -m training train --model cnn --quick --model-root {MODEL_ROOT} \\
@@ -178,6 +195,7 @@ def main() -> int:
     train_missing(models)
     names = [m.name for m in models]
     processes: list[subprocess.Popen[bytes]] = []
+    canary: ExampleCanary | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
     try:
@@ -185,6 +203,7 @@ def main() -> int:
         processes.append(backend)
         wait_available(names, time.monotonic() + READY_TIMEOUT_S, backend)
         env = {
+            "IMGCLF_GATEWAY_STORE_URL": f"sqlite+aiosqlite:///{RUN_DIR.resolve()}/experiments.db",
             **os.environ,
             "IMGCLF_GATEWAY_PORT": str(GATEWAY_PORT),
             "IMGCLF_GATEWAY_BACKEND_TARGET": f"localhost:{BACKEND_PORT}",
@@ -194,6 +213,14 @@ def main() -> int:
         processes.append(gateway)
         wait_serving(time.monotonic() + 60, gateway)
         print(usage(names), flush=True)
+        canary = ExampleCanary(
+            model_dir=MODEL_ROOT / "cnn",
+            config=MODELS_CONFIG,
+            backend=f"localhost:{BACKEND_PORT}",
+            data_dir=os.environ.get("CIFAR10_DIR", ""),
+        )
+        if os.environ.get("EXAMPLE_CANARY", "1") != "0" and canary.wanted():
+            canary.start()
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         print("a server exited; stopping the stack", file=sys.stderr)
@@ -202,6 +229,8 @@ def main() -> int:
         print("\nstopping the stack", flush=True)
         return 0
     finally:
+        if canary is not None:
+            canary.stop()
         stop(processes)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from common.versions import version_numbers
 from training.contract import (
     CLASS_NAMES_KEY,
     INPUT_KEY,
@@ -39,9 +40,7 @@ TEMP_PREFIX = ".tmp-"
 
 def existing_versions(model_dir: Path) -> list[int]:
     """The integer version directories under a model's base path, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    return version_numbers(model_dir)
 
 
 def next_version(model_dir: Path) -> int:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from common.versions import version_dirs
 from server.model_host.config import PolicyKind, VersionPolicy
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,9 @@ class BasePathMissing(Exception):
 def versions_on_disk(base_path: Path) -> dict[int, Path]:
     """Every version directory under `base_path`, by number."""
     try:
-        children = list(base_path.iterdir())
+        return version_dirs(base_path)
     except OSError as exc:
         raise BasePathMissing(f"Could not find base path {base_path}: {exc}") from exc
-    found: dict[int, Path] = {}
-    for child in sorted(children):
-        if child.name.isascii() and child.name.isdigit() and child.is_dir():
-            found[int(child.name)] = child
-    return found
 
 
 def aspired_versions(policy: VersionPolicy, found: Mapping[int, Path]) -> dict[int, Path]:

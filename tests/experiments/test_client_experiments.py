@@ -133,21 +133,21 @@ async def test_command_lines(
     answer = json.loads(out)
     assert answer["experiment"] == EXPERIMENT and answer["arm"] in ("stable", "canary")
     code, out, _ = await run(
-        BIN / "imgclf-experiment", *target, "feedback", answer["request_id"], "frog"
+        BIN / "imgclf-experiment", "feedback", answer["request_id"], "frog", *target
     )
     assert code == 0 and "'frog' (6)" in out
-    code, out, _ = await run(BIN / "imgclf-experiment", *target, "report", EXPERIMENT)
+    code, out, _ = await run(BIN / "imgclf-experiment", "report", EXPERIMENT, *target)
     assert code == 0
     assert "arm" in out and "accuracy [95% CI]" in out and "Verdict: INSUFFICIENT_DATA" in out
-    code, out, _ = await run(BIN / "imgclf-experiment", *target, "report", EXPERIMENT, "--json")
+    code, out, _ = await run(BIN / "imgclf-experiment", "report", EXPERIMENT, "--json", *target)
     assert code == 0 and json.loads(out)["verdict"]["outcome"] == "INSUFFICIENT_DATA"
-    code, _, err = await run(BIN / "imgclf-experiment", *target, "report", "nope")
+    code, _, err = await run(BIN / "imgclf-experiment", "report", "nope", *target)
     assert code == 1 and "NOT_FOUND" in err
     token = tmp_path / "token"
     token.write_text(ADMIN_TOKEN + "\n")
     admin = [*target, "--token-file", token]
     code, out, _ = await run(
-        BIN / "imgclf-experiment", *admin, "set-weights", EXPERIMENT, "stable=10", "canary=90"
+        BIN / "imgclf-experiment", "set-weights", EXPERIMENT, "stable=10", "canary=90", *admin
     )
     assert code == 0 and "stable 10, canary 90" in out
     definition = tmp_path / "exp.toml"
@@ -155,11 +155,11 @@ async def test_command_lines(
         '[experiments.cli-exp]\narms = [{ name = "one", model = "cnn", version = 1 },'
         ' { name = "two", model = "cnn", version = 2 }]\n'
     )
-    code, out, _ = await run(BIN / "imgclf-experiment", *admin, "create", definition)
+    code, out, _ = await run(BIN / "imgclf-experiment", "create", definition, *admin)
     assert code == 0 and "created cli-exp (revision 1)" in out
-    code, out, _ = await run(BIN / "imgclf-experiment", *target, "list")
+    code, out, _ = await run(BIN / "imgclf-experiment", "list", *target)
     assert code == 0 and "cli-exp" in out and "one=cnn:1" in out
-    code, _, err = await run(BIN / "imgclf-experiment", *target, "end", "cli-exp")
+    code, _, err = await run(BIN / "imgclf-experiment", "end", "cli-exp", *target)
     assert code == 2 and "admin_token" in err
-    code, out, _ = await run(BIN / "imgclf-experiment", *admin, "end", "cli-exp")
+    code, out, _ = await run(BIN / "imgclf-experiment", "end", "cli-exp", *admin)
     assert code == 0 and "ended cli-exp" in out

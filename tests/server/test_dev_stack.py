@@ -1,5 +1,6 @@
 """`make serve`'s orchestrator as a user runs it: real processes, the committed config, the
-printed classify command run on a real photo, and a clean Ctrl-C."""
+printed classify, experiment, feedback and report commands run as printed on a real photo, the
+example canary trained in the background and moved to version 2, and a clean Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,37 +9,41 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.model_factory import publish_tiny
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+CIFAR10 = REPO.parent / "shared/datasets/cifar-10-batches-py"
 READY_TIMEOUT_S = 180.0
+CANARY_TIMEOUT_S = 600.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def read_until_ready(process: subprocess.Popen[str]) -> str:
-    """The stack's output up to the end of its usage text."""
+def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
+    """The stack's output up to the line holding `marker`."""
     assert process.stdout is not None
     seen: list[str] = []
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             raise AssertionError("the stack exited early:\n" + "".join(seen))
         seen.append(line)
-        if "Ctrl-C stops both servers" in line:
+        if marker in line:
             return "".join(seen)
-    raise AssertionError("the stack did not come up in time:\n" + "".join(seen))
+    raise AssertionError(f"no '{marker}' in time:\n" + "".join(seen))
+
+
+def run_printed(line: str, *extra: str) -> str:
+    """Runs a command line as the stack printed it (placeholders filled by the caller)."""
+    command = [*shlex.split(line.strip()), *extra]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
@@ -53,6 +58,7 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         "BACKEND_PORT": str(backend_port),
         "IMGCLF_GATEWAY_HOST": "127.0.0.1",
         "IMGCLF_GATEWAY_METRICS_PORT": "0",
+        "CIFAR10_DIR": str(CIFAR10) if CIFAR10.is_dir() else "",
     }
     stack = subprocess.Popen(
         [sys.executable, "-m", "server.dev_stack"],
@@ -62,15 +68,16 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    target = ["--target", f"127.0.0.1:{gateway_port}"]
     try:
-        usage = read_until_ready(stack)
-        command_line = next(
-            line.strip() for line in usage.splitlines() if re.search(r"/classify \S+ --model", line)
-        )
-        command = [*shlex.split(command_line), "--target", f"127.0.0.1:{gateway_port}", "--json"]
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        answer = json.loads(result.stdout.splitlines()[0])
+        usage = read_until(stack, "Ctrl-C stops both servers", READY_TIMEOUT_S)
+        lines = usage.splitlines()
+
+        def printed(pattern: str) -> str:
+            return next(line for line in lines if re.search(pattern, line))
+
+        out = run_printed(printed(r"/classify \S+ --model"), *target, "--json")
+        answer = json.loads(out.splitlines()[0])
         assert answer["model"] == "cnn"
         assert answer["version"] == 1
         probabilities = [s["probability"] for s in answer["scores"]]
@@ -78,6 +85,21 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         assert abs(sum(probabilities) - 1.0) < 1e-5
         rendered = (tmp_path / "run" / "models.config").read_text()
         assert f'base_path: "{model_root / "cnn"}"' in rendered
+
+        through = json.loads(run_printed(printed(r"--experiment"), *target, "--json"))
+        assert through["experiment"] == "cnn-stable-vs-canary" and through["arm"]
+        feedback = printed(r"imgclf-experiment feedback").replace(
+            "<request id>", through["request_id"]
+        )
+        assert "recorded" in run_printed(feedback, *target)
+        report = run_printed(printed(r"imgclf-experiment report"), *target)
+        assert "Verdict: INSUFFICIENT_DATA" in report
+        if CIFAR10.is_dir():
+            read_until(stack, "canary -> version 2", CANARY_TIMEOUT_S)
+            out = run_printed(printed(r"/classify \S+ --model"), *target, "--json")
+            canary = printed(r"/classify \S+ --model").replace("--label stable", "--label canary")
+            assert json.loads(run_printed(canary, *target, "--json"))["version"] == 2
+            assert json.loads(out)["version"] == 1
     finally:
         stack.send_signal(signal.SIGINT)
         try:

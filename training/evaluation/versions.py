@@ -15,17 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.versions import version_numbers
 from training.contract import HISTORY_FILE, TRAINING_RECORD_FILE
 from training.evaluation.errors import EvaluationError
 
 TRAINING_FILE = TRAINING_RECORD_FILE
 SAVED_MODEL_FILE = "saved_model.pb"
-
-
-def version_numbers(model_dir: Path) -> list[int]:
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def resolve_version_dir(model_root: Path, model: str, version: int | None) -> Path:

@@ -56,18 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="imgclf-experiment", description="Experiments on the imgclf gateway."
-    )
-    parser.add_argument(
+    # The connection options go with every subcommand, so they may follow its arguments.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--target",
         default=os.environ.get(TARGET_ENV, DEFAULT_TARGET),
         metavar="HOST:PORT",
         help=f"gateway address (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
     )
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S")
-    parser.add_argument("--token-file", type=Path, help=f"admin token file (default: ${TOKEN_ENV})")
-    commands = parser.add_subparsers(dest="command", required=True)
+    common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S")
+    common.add_argument("--token-file", type=Path, help=f"admin token file (default: ${TOKEN_ENV})")
+    parser = argparse.ArgumentParser(
+        prog="imgclf-experiment", description="Experiments on the imgclf gateway."
+    )
+    commands = _Subcommands(parser.add_subparsers(dest="command", required=True), common)
     listing = commands.add_parser("list", help="the experiments and their arms")
     listing.add_argument("--all", action="store_true", help="include ended experiments")
     listing.add_argument("--json", action="store_true")
@@ -92,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     end.add_argument("name")
     end.set_defaults(run=_end)
     return parser
+
+
+class _Subcommands:
+    def __init__(self, actions: Any, common: argparse.ArgumentParser) -> None:
+        self._actions = actions
+        self._common = common
+
+    def add_parser(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._actions.add_parser(
+            name, help=help, parents=[self._common]
+        )
+        return parser
 
 
 def _token(args: argparse.Namespace) -> str | None:
