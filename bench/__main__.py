@@ -4,7 +4,8 @@
 2. a) the in-process limit, with no server running;
 3. the load generator against a no-op server (its ceiling);
 4. the model host, then c) the backend called directly and d) the gateway with batching on, then
-   off, each at every concurrency;
+   off, each at every concurrency, then e) one gateway with an experiment and its SQLite store,
+   called by model name and through the experiment, at concurrency 1 and 32;
 5. b) the Flask baseline at every concurrency;
 6. the tables, printed and written to docs/benchmark.md and docs/benchmark.json.
 
@@ -27,12 +28,21 @@ from types import FrameType
 from bench import report
 from bench.goals import evaluate
 from bench.manifest import Manifest
-from bench.results import BACKEND, FLASK, GATEWAY_OFF, GATEWAY_ON, NOOP
+from bench.results import (
+    BACKEND,
+    FLASK,
+    GATEWAY_EXPERIMENT,
+    GATEWAY_NAMED,
+    GATEWAY_OFF,
+    GATEWAY_ON,
+    NOOP,
+)
 from bench.runner import Runner, run_to_end, say
 from bench.servers import REPO_ROOT, ServerGroup
 
 INPROCESS = "inprocess"
-ALL_PATHS = (INPROCESS, NOOP, BACKEND, GATEWAY_ON, GATEWAY_OFF, FLASK)
+EXPERIMENT_PATHS = {GATEWAY_NAMED, GATEWAY_EXPERIMENT}
+ALL_PATHS = (INPROCESS, NOOP, BACKEND, GATEWAY_ON, GATEWAY_OFF, *sorted(EXPERIMENT_PATHS), FLASK)
 SHARED = REPO_ROOT.parent / "shared"
 
 
@@ -111,7 +121,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     with ServerGroup(workdir) as servers:
         if NOOP in paths:
             _guarded(lambda: runner.run_noop(servers), runner, "the no-op ceiling")
-        if paths & {BACKEND, GATEWAY_ON, GATEWAY_OFF}:
+        if paths & {BACKEND, GATEWAY_ON, GATEWAY_OFF, *EXPERIMENT_PATHS}:
             _guarded(lambda: runner.run_model_host_paths(servers, paths), runner, "paths c) and d)")
         if FLASK in paths:
             _guarded(lambda: runner.run_flask(servers), runner, "the Flask baseline")

@@ -1,6 +1,7 @@
 """Runs the gateway for the benchmark: `serving_config/gateway.toml` as deployed, except the
-addresses, the batching switch, metrics off (unless `--metrics`, for diagnosis) and text logs at
-WARNING (so neither skews timing).
+addresses, the batching switch, metrics off (unless `--metrics`, for diagnosis), text logs at
+WARNING (so neither skews timing), and no experiments nor store unless `--experiments` and
+`--store-url` name them (the experiment rows).
 
     python -m bench.gateway_runner --backend 127.0.0.1:PORT --models-config F --batching on
 
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="diagnosis: cProfile the event loop's thread into this file"
     )
+    parser.add_argument("--experiments", type=Path, help="experiments file (default: none)")
+    parser.add_argument("--store-url", default="", help="experiment store (default: none)")
     args = parser.parse_args()
     settings = GatewaySettings(
         host="127.0.0.1",
@@ -63,6 +66,8 @@ def main() -> None:
         metrics_host="127.0.0.1",
         metrics_port=0 if args.metrics else -1,
         log_format="text",
+        experiments_path=args.experiments or Path("/nonexistent/experiments.toml"),
+        store_url=args.store_url,
     )
     logs.configure(json_lines=False, level=logging.WARNING)
     if args.profile is None:

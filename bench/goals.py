@@ -1,4 +1,5 @@
-"""Issue 4's targets, checked against a run's numbers (PASS / MISS; n/a when a path was skipped).
+"""The benchmark's targets, checked against a run's numbers (PASS / MISS; n/a when a path was
+skipped): issue 4's for the gateway, and issue 7's for routing through an experiment.
 
 The gateway is judged with batching on, its deployed setting (`serving_config/gateway.toml`);
 the same figures with batching off are reported beside it for comparison.
@@ -9,10 +10,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.results import BACKEND, FLASK, GATEWAY_OFF, GATEWAY_ON, CellResult
+from bench.results import (
+    BACKEND,
+    FLASK,
+    GATEWAY_EXPERIMENT,
+    GATEWAY_NAMED,
+    GATEWAY_OFF,
+    GATEWAY_ON,
+    CellResult,
+)
 
 HIGH_CONCURRENCY = 32
 UNLOADED = 1
+EXPERIMENT_P50_BOUND_MS = 0.3
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ def evaluate(cells: Cells, limit: float) -> list[Goal]:
         }
 
     on, off = figures(GATEWAY_ON), figures(GATEWAY_OFF)
-    return [
+    goals = [
         Goal(
             t.name,
             t.goal,
@@ -93,3 +103,17 @@ def evaluate(cells: Cells, limit: float) -> list[Goal]:
         )
         for t in TARGETS
     ]
+    for concurrency in (UNLOADED, HIGH_CONCURRENCY):
+        added = _value(cells, GATEWAY_EXPERIMENT, concurrency, "p50_ms") - _value(
+            cells, GATEWAY_NAMED, concurrency, "p50_ms"
+        )
+        goals.append(
+            Goal(
+                f"p50 added by routing through an experiment (concurrency {concurrency})",
+                f"<= {EXPERIMENT_P50_BOUND_MS:g} ms",
+                _fmt(added, " ms"),
+                "—",
+                _status(added, EXPERIMENT_P50_BOUND_MS, at_least=False),
+            )
+        )
+    return goals

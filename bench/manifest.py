@@ -32,6 +32,7 @@ class Blobs:
     """Files of request bodies (`bench.blobs`), one per kind of request."""
 
     classify: str
+    classify_experiment: str
     predict: str
     flask: str
     noop_response: str
@@ -44,6 +45,7 @@ class Manifest:
     images: str
     pixels: str
     blobs: Blobs
+    experiments_file: str
     classify_method: str
     predict_method: str
     machine: dict[str, Any]

@@ -27,6 +27,8 @@ from training.contract import INPUT_SIZE_KEY, METADATA_SIGNATURE
 from training.data import read_class_names
 from training.provenance import hardware_summary
 
+EXPERIMENT = "bench-ab"
+
 
 def _input_size(model_path: str) -> tuple[int, int]:
     loaded = tf.saved_model.load(model_path)
@@ -45,8 +47,11 @@ def prepare(args: argparse.Namespace) -> Manifest:
     )
     images = encoded_images(pixels, args.odd_dir)
     size = _input_size(model.path)
+    experiments = workdir / "experiments.toml"
+    experiments.write_text(requests.experiments_file(EXPERIMENT, model.name, model.version))
     bodies = {
         "classify": requests.classify_requests(images, model.name),
+        "classify_experiment": requests.experiment_requests(images, EXPERIMENT),
         "predict": requests.predict_requests(images, model.name, model.version, size),
         "flask": requests.flask_requests(images),
         "noop_response": [requests.classify_response_like()],
@@ -59,6 +64,7 @@ def prepare(args: argparse.Namespace) -> Manifest:
         images=describe(images, len(pixels)),
         pixels=str(workdir / "pixels.npy"),
         blobs=Blobs(**{kind: str(workdir / f"{kind}.blobs") for kind in bodies}),
+        experiments_file=str(experiments),
         classify_method=requests.CLASSIFY_METHOD,
         predict_method=requests.PREDICT_METHOD,
         machine=hardware_summary(),

@@ -1,6 +1,7 @@
 """Request bodies, serialized once before any timing, for every path the benchmark loads:
 
-- the gateway's `Classify` (encoded image, model by name, top 5), also sent to the no-op server;
+- the gateway's `Classify` (encoded image, model by name, top 5), also sent to the no-op server,
+  and the same through an experiment (a routing key each);
 - TF Serving's `Predict` (one image, decoded and resized on the client side with the gateway's
   own `decode_image`, so the backend sees exactly the pixels the gateway would send it);
 - the Flask baseline's `POST /predict` (a whole HTTP/1.1 request with a multipart upload).
@@ -40,6 +41,28 @@ def classify_requests(images: list[EncodedImage], model: str, top_k: int = 5) ->
         ).SerializeToString()
         for image in images
     ]
+
+
+def experiment_requests(images: list[EncodedImage], experiment: str, top_k: int = 5) -> list[bytes]:
+    """The same calls through an experiment, each with a routing key of its own (sticky path)."""
+    return [
+        classifier_pb2.ClassifyRequest(
+            encoded=image.data,
+            model=classifier_pb2.ModelSelector(experiment=experiment),
+            top_k=top_k,
+            routing_key=f"user-{index}",
+        ).SerializeToString()
+        for index, image in enumerate(images)
+    ]
+
+
+def experiments_file(experiment: str, model: str, version: int) -> str:
+    """An experiment of two arms serving the same version, so only routing differs."""
+    arms = ", ".join(
+        f'{{ name = "{arm}", model = "{model}", version = {version}, weight = 50 }}'
+        for arm in ("a", "b")
+    )
+    return f"[experiments.{experiment}]\narms = [{arms}]\n"
 
 
 def classify_response_like(top_k: int = 5) -> bytes:

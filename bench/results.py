@@ -15,11 +15,14 @@ FLASK, BACKEND, GATEWAY_ON, GATEWAY_OFF, NOOP = (
     "gateway-off",
     "noop",
 )
+GATEWAY_NAMED, GATEWAY_EXPERIMENT = "gateway-named", "gateway-experiment"
 PATHS = {
     FLASK: "b) Flask /predict, Keras model.predict per request",
     BACKEND: "c) model host (TF Serving gRPC API) called directly, 1 image per call",
     GATEWAY_ON: "d) gateway, batching on -> model host",
     GATEWAY_OFF: "d) gateway, batching off -> model host",
+    GATEWAY_NAMED: "e) gateway with an experiment and its SQLite store, called by model name",
+    GATEWAY_EXPERIMENT: "e) same gateway, through the experiment (2 arms, routing key, logged)",
     NOOP: "load generator vs a no-op gRPC server (its ceiling)",
 }
 """Key -> label of every path loaded over the network."""

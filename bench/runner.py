@@ -21,8 +21,20 @@ from bench.cells import run_cell
 from bench.flask_deps import flask_pythonpath
 from bench.loadgen import LoadSpec
 from bench.manifest import Manifest
-from bench.results import BACKEND, FLASK, GATEWAY_OFF, GATEWAY_ON, NOOP, CellResult, InProcessResult
+from bench.results import (
+    BACKEND,
+    FLASK,
+    GATEWAY_EXPERIMENT,
+    GATEWAY_NAMED,
+    GATEWAY_OFF,
+    GATEWAY_ON,
+    NOOP,
+    CellResult,
+    InProcessResult,
+)
 from bench.servers import Server, ServerGroup, free_port, log_tail, spawn, stop
+
+EXPERIMENT_CONCURRENCIES = (1, 32)
 
 
 def say(text: str) -> None:
@@ -82,11 +94,13 @@ class Runner:
         blobs: str,
         watch: list[Server],
         metrics_port: int | None = None,
+        concurrencies: list[int] | None = None,
     ) -> None:
         """Runs `path`'s cells against `target`, recording the CPU use of the servers in
         `watch` (and, given a gateway's metrics port, the gateway's own stage timings)."""
         pids = {server.name: server.process.pid for server in watch}
-        for concurrency in self.concurrencies if path != NOOP else [max(self.concurrencies)]:
+        levels = concurrencies or self.concurrencies
+        for concurrency in levels if path != NOOP else [max(levels)]:
             spec = LoadSpec(
                 kind=kind,
                 target=target.target,
@@ -142,7 +156,43 @@ class Runner:
         for path, switch in ((GATEWAY_ON, "on"), (GATEWAY_OFF, "off")):
             if path in paths:
                 self.run_gateway(servers, host, path, switch)
+        if paths & {GATEWAY_NAMED, GATEWAY_EXPERIMENT}:
+            self.run_experiment_gateway(servers, host, paths)
         servers.stop(host)
+
+    def run_experiment_gateway(self, servers: ServerGroup, host: Server, paths: set[str]) -> None:
+        """e) one gateway (batching on) with an experiment and a SQLite store: called by model
+        name, then through the experiment, so the difference is what routing costs."""
+        say("e) the gateway with an experiment: by model name, then through the experiment")
+        m = self.manifest
+        gateway = servers.start_reporting(
+            "gateway experiment",
+            [
+                "bench.gateway_runner",
+                f"--backend={host.target}",
+                f"--models-config={m.model.models_config}",
+                "--batching=on",
+                f"--experiments={m.experiments_file}",
+                f"--store-url=sqlite+aiosqlite:///{self.workdir / 'experiments.db'}",
+            ],
+        )
+        servers.wait_until_answers(gateway, m.classify_method, read_blobs(m.blobs.classify)[0])
+        chosen = [c for c in self.concurrencies if c in EXPERIMENT_CONCURRENCIES]
+        for path, blobs in (
+            (GATEWAY_NAMED, m.blobs.classify),
+            (GATEWAY_EXPERIMENT, m.blobs.classify_experiment),
+        ):
+            if path in paths:
+                self.load(
+                    path,
+                    "grpc",
+                    gateway,
+                    m.classify_method,
+                    blobs,
+                    [gateway, host],
+                    concurrencies=chosen,
+                )
+        servers.stop(gateway)
 
     def run_gateway(self, servers: ServerGroup, host: Server, path: str, switch: str) -> None:
         say(f"d) the gateway, batching {switch}")
