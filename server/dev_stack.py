@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,16 @@ def wait_serving(deadline: float, process: subprocess.Popen[bytes]) -> None:
             time.sleep(0.2)
 
 
+def admin_token_file() -> Path:
+    """A token for the Admin API of this local stack, made once (readable by its owner only)."""
+    path = (RUN_DIR / "admin-token").resolve()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 def usage(models: list[str]) -> str:
     bin_dir = Path(sys.executable).parent
     image = SAMPLE_IMAGE if SAMPLE_IMAGE.exists() else Path("path/to/photo.jpg")
@@ -162,6 +173,9 @@ Send the true class of that call (by the request id it printed), then read the r
   {bin_dir}/imgclf-experiment feedback <request id> cat
   {bin_dir}/imgclf-experiment report {EXAMPLE_EXPERIMENT}
   curl -s localhost:{metrics_port}/experiments/{EXAMPLE_EXPERIMENT}/verdict
+Change its weights (the Admin API; this stack's token is in {admin_token_file()}):
+  {bin_dir}/imgclf-experiment set-weights {EXAMPLE_EXPERIMENT} stable=90 canary=10 \\
+      --token-file {admin_token_file()}
 
 Publish a new version and point the canary label at it (no restart):
   {bin_dir}/python -m training train --model cnn --quick --model-root {MODEL_ROOT} \\
@@ -204,6 +218,7 @@ def main() -> int:
         wait_available(names, time.monotonic() + READY_TIMEOUT_S, backend)
         env = {
             "IMGCLF_GATEWAY_STORE_URL": f"sqlite+aiosqlite:///{RUN_DIR.resolve()}/experiments.db",
+            "IMGCLF_GATEWAY_ADMIN_TOKEN_FILE": str(admin_token_file()),
             **os.environ,
             "IMGCLF_GATEWAY_PORT": str(GATEWAY_PORT),
             "IMGCLF_GATEWAY_BACKEND_TARGET": f"localhost:{BACKEND_PORT}",

@@ -74,7 +74,13 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         lines = usage.splitlines()
 
         def printed(pattern: str) -> str:
-            return next(line for line in lines if re.search(pattern, line))
+            """The printed command matching `pattern`, with its continuation lines."""
+            index = next(i for i, line in enumerate(lines) if re.search(pattern, line))
+            command = lines[index]
+            while command.rstrip().endswith("\\"):
+                index += 1
+                command = command.rstrip()[:-1] + " " + lines[index].strip()
+            return command
 
         out = run_printed(printed(r"/classify \S+ --model"), *target, "--json")
         answer = json.loads(out.splitlines()[0])
@@ -94,6 +100,8 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         assert "recorded" in run_printed(feedback, *target)
         report = run_printed(printed(r"imgclf-experiment report"), *target)
         assert "Verdict: INSUFFICIENT_DATA" in report
+        weights = run_printed(printed(r"imgclf-experiment set-weights"), *target)
+        assert "stable 90, canary 10" in weights
         if CIFAR10.is_dir():
             read_until(stack, "canary -> version 2", CANARY_TIMEOUT_S)
             out = run_printed(printed(r"/classify \S+ --model"), *target, "--json")
