@@ -10,7 +10,6 @@ reaches the caller. The queue is bounded twice: in jobs and in the image bytes t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from server.gateway.errors import GatewayError
 from server.gateway.interceptor import status_for
 
 log = logging.getLogger(__name__)
+CLOSE_TIMEOUT_S = 5.0
 ShadowClassify = Callable[[ClassifyInput, float, PreparedImages], Awaitable[Classification]]
 
 
@@ -92,9 +92,8 @@ class ShadowRunner:
     async def close(self) -> None:
         for worker in self._workers:
             worker.cancel()
-        for worker in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        if self._workers:
+            await asyncio.wait(self._workers, timeout=CLOSE_TIMEOUT_S)
         self._workers = []
 
     async def _work(self) -> None:

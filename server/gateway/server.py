@@ -8,7 +8,9 @@ grace period to finish.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -41,6 +43,7 @@ from server.gateway.servicer import ClassifierServicer
 from server.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
+CLOSE_STEP_S = 10.0
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name
 EXPERIMENTS_SERVICE = experiments_pb2.DESCRIPTOR.services_by_name["Experiments"].full_name
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
@@ -63,16 +66,24 @@ class Gateway:
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
-        await self.experiments.close()
-        await self.predictor.close()
-        await self.backend.close()
+        await _bounded("the gRPC server", self.server.stop(grace), grace + CLOSE_STEP_S)
+        # After the drain nothing may hold the exit: every part gets a bounded time to close.
+        await _bounded("the experiments", self.experiments.close())
+        await _bounded("the micro-batcher", self.predictor.close())
+        await _bounded("the backend channel", self.backend.close())
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self.http is not None:
-            await self.http.close()
+            await _bounded("the HTTP endpoints", self.http.close())
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
+
+
+async def _bounded(what: str, closing: Awaitable[None], limit_s: float = CLOSE_STEP_S) -> None:
+    try:
+        await asyncio.wait_for(closing, limit_s)
+    except TimeoutError:
+        log.warning("closing %s took over %.0f s; left behind", what, limit_s)
 
 
 async def create_server(settings: GatewaySettings) -> Gateway:

@@ -75,6 +75,7 @@ from ._experiment_types import (
     Verdict,
 )
 from ._images import ImageInput
+from ._plain import to_plain
 from ._sync import Client
 from ._types import Classification, ClassScore, ModelInfo, ModelStatus, ModelVersion
 
@@ -117,4 +118,5 @@ __all__ = [
     "Unimplemented",
     "UseClientDefault",
     "Verdict",
+    "to_plain",
 ]

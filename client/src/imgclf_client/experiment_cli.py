@@ -16,14 +16,12 @@ is printed), 2 bad arguments.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
 import sys
 import tomllib
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from ._experiment_types import (
     ModelRef,
     ShadowArm,
 )
+from ._plain import to_plain
 from ._sync import Client
 
 TARGET_ENV = "IMGCLF_TARGET"
@@ -121,26 +120,10 @@ def _describe(error: BaseException) -> str:
     return str(error)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, ModelRef):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _list(client: Client, args: argparse.Namespace) -> int:
     experiments = client.list_experiments(include_ended=args.all)
     if args.json:
-        print(json.dumps([_plain(e) for e in experiments], indent=2))
+        print(json.dumps([to_plain(e) for e in experiments], indent=2))
         return 0
     for experiment in experiments:
         state = "ended" if experiment.ended else "running"
@@ -155,7 +138,7 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 def _report(client: Client, args: argparse.Namespace) -> int:
     report = client.experiment_report(args.name)
     if args.json:
-        print(json.dumps(_plain(report), indent=2))
+        print(json.dumps(to_plain(report), indent=2))
     else:
         print(render_report(report))
     return 0
