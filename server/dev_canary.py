@@ -4,9 +4,10 @@ background so the first answer is not delayed.
 The example experiment in `serving_config/experiments.toml` splits traffic between the labels
 `stable` and `canary`. On a fresh model root both point at version 1, so there is nothing to
 compare: once the stack serves, this trains a quick CNN (a few seconds of CPU on CIFAR-10), which
-the training command publishes as version 2, waits until the backend reports it AVAILABLE, and
-moves `canary` to it with the label tool. From then on the experiment compares two real models.
-It does nothing when the model already has two versions or more, or when CIFAR-10 is not on disk.
+the training command publishes as version 2, has the backend load it (the version policy names
+versions one by one), waits until it is AVAILABLE, and moves `canary` to it. From then on the
+experiment compares two real models. It does nothing when the model already has two versions
+or more, or when CIFAR-10 is not on disk.
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import grpc
-from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc
-
 from common.versions import version_numbers
-from server.labels import LabelError, set_label
+from server.model_versions import BackendControl, VersionError, load_version, set_label
 
 MODEL = "cnn"
 AVAILABLE_TIMEOUT_S = 300.0
@@ -61,13 +58,12 @@ class ExampleCanary(threading.Thread):
                 print("example experiment: the canary training failed; canary stays", flush=True)
             return
         version = version_numbers(self._model_dir)[-1]
-        if not self._wait_available(version):
-            print(f"example experiment: version {version} did not load in time", flush=True)
-            return
         try:
-            set_label(self._config, self._backend, MODEL, "canary", version)
-        except LabelError as error:
-            print(f"example experiment: cannot move canary: {error}", flush=True)
+            with BackendControl(self._backend) as backend:
+                load_version(self._config, backend, MODEL, version, timeout_s=AVAILABLE_TIMEOUT_S)
+                set_label(self._config, backend, MODEL, "canary", version)
+        except VersionError as error:
+            print(f"example experiment: cannot serve version {version}: {error}", flush=True)
             return
         print(
             f"example experiment: canary -> version {version}; "
@@ -75,24 +71,3 @@ class ExampleCanary(threading.Thread):
             f"{version_numbers(self._model_dir)[0]} and {version}",
             flush=True,
         )
-
-    def _wait_available(self, version: int) -> bool:
-        deadline = time.monotonic() + AVAILABLE_TIMEOUT_S
-        request = get_model_status_pb2.GetModelStatusRequest(
-            model_spec=model_pb2.ModelSpec(name=MODEL)
-        )
-        with grpc.insecure_channel(self._backend) as channel:
-            stub = model_service_pb2_grpc.ModelServiceStub(channel)
-            while time.monotonic() < deadline and not self._stopping.is_set():
-                try:
-                    status = stub.GetModelStatus(request, timeout=5)
-                    if any(
-                        v.version == version
-                        and v.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
-                        for v in status.model_version_status
-                    ):
-                        return True
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.5)
-        return False

@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 
 import grpc
-from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc
-from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.config.model_server_config_pb2 import ModelConfig
 
 from common.versions import version_numbers
+from server import models_config
 from server.dev_canary import ExampleCanary
+from server.model_versions import BackendControl, VersionError
 
 SOURCE_CONFIG = Path(os.environ.get("MODELS_CONFIG", "serving_config/models.config"))
 RUN_DIR = Path(os.environ.get("RUN_DIR", "run"))
@@ -53,18 +53,12 @@ def render_runtime_config(source: Path, target: Path, model_root: Path) -> None:
     """Writes `source` to `target` with each base path re-rooted under `model_root`."""
     if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
         return
-    config = text_format.Parse(source.read_text(), model_server_config_pb2.ModelServerConfig())
-    for model in config.model_config_list.config:
-        model.base_path = str(model_root / Path(model.base_path).name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    header = f"# Rendered from {source} by `make serve`; base paths re-rooted under {model_root}.\n"
-    target.write_text(header + text_format.MessageToString(config))
+    header = f"Rendered from {source} by `make serve`; base paths re-rooted under {model_root}."
+    models_config.rerooted(source, target, model_root, header)
 
 
-def configured_models() -> list[model_server_config_pb2.ModelConfig]:
-    config = text_format.Parse(
-        MODELS_CONFIG.read_text(), model_server_config_pb2.ModelServerConfig()
-    )
+def configured_models() -> list[ModelConfig]:
+    _, config = models_config.read(MODELS_CONFIG)
     return list(config.model_config_list.config)
 
 
@@ -72,7 +66,7 @@ def has_version(base_path: Path) -> bool:
     return bool(version_numbers(base_path))
 
 
-def train_missing(models: list[model_server_config_pb2.ModelConfig]) -> None:
+def train_missing(models: list[ModelConfig]) -> None:
     for model in models:
         base = Path(model.base_path)
         if has_version(base):
@@ -105,8 +99,7 @@ def backend_command() -> list[str]:
 
 
 def wait_available(models: list[str], deadline: float, process: subprocess.Popen[bytes]) -> None:
-    with grpc.insecure_channel(f"localhost:{BACKEND_PORT}") as channel:
-        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    with BackendControl(f"localhost:{BACKEND_PORT}", timeout_s=2) as backend:
         pending = set(models)
         while pending:
             if process.poll() is not None:
@@ -114,18 +107,11 @@ def wait_available(models: list[str], deadline: float, process: subprocess.Popen
             if time.monotonic() > deadline:
                 sys.exit(f"models not AVAILABLE in time: {', '.join(sorted(pending))}")
             for name in list(pending):
-                request = get_model_status_pb2.GetModelStatusRequest(
-                    model_spec=model_pb2.ModelSpec(name=name)
-                )
                 try:
-                    status = stub.GetModelStatus(request, timeout=2)
-                except grpc.RpcError:
+                    if backend.available(name):
+                        pending.discard(name)
+                except VersionError:
                     continue
-                if any(
-                    v.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
-                    for v in status.model_version_status
-                ):
-                    pending.discard(name)
             time.sleep(0.3)
 
 

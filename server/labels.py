@@ -1,110 +1,74 @@
-"""Moves a version label safely: `python -m server.labels set --model M --label L --version N`.
+"""The label tool: change what the backend serves, by hand, without a failed request.
 
-TF Serving refuses a label on a version that is not loaded, and a config reload replaces the
-whole config. So this tool checks that the version is AVAILABLE on the backend, rewrites
-`models.config` atomically (keeping its leading comment block) and pushes the same config to the
-backend with `ModelService.HandleReloadConfigRequest`. A backend that also polls the file reads
-the same content, so the two ways never disagree.
+    python -m server.labels set    --model cnn --label canary --version N   # label -> version
+    python -m server.labels load   --model cnn --version N           # serve N (waits for it)
+    python -m server.labels retire --model cnn --version N           # stop serving N
+    python -m server.labels show   --model cnn
+
+Each command changes `models.config` (`--config`, the file the backend polls) and pushes the whole
+config to the backend (`--backend`); see `server.model_versions` for the rules. A label can only
+be set on an AVAILABLE version, and a version a label points at is never retired. The rollout
+tool (`server.rollout`) does all of this through a plan, with traffic shifting and analysis.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-import grpc
-from google.protobuf import text_format
-from tensorflow_serving.apis import (
-    get_model_status_pb2,
-    model_management_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-)
-from tensorflow_serving.config import model_server_config_pb2
+from server.model_versions import BackendControl, VersionError, labels, load_version, retire_version
+from server.model_versions import set_label as set_label_on
 
-AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-
-
-class LabelError(Exception):
-    """The label cannot be moved; the message says why."""
-
-
-def read_config(path: Path) -> tuple[list[str], model_server_config_pb2.ModelServerConfig]:
-    """The file's leading comment lines and its parsed config."""
-    text = path.read_text()
-    header: list[str] = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        header.append(line)
-    return header, text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-
-
-def write_config(
-    path: Path, header: list[str], config: model_server_config_pb2.ModelServerConfig
-) -> None:
-    body = text_format.MessageToString(config)
-    text = "\n".join(header) + ("\n" if header else "") + body
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
-
-
-def available_versions(channel: grpc.Channel, model: str, timeout: float) -> set[int]:
-    stub = model_service_pb2_grpc.ModelServiceStub(channel)
-    request = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name=model))
-    response = stub.GetModelStatus(request, timeout=timeout)
-    return {int(v.version) for v in response.model_version_status if v.state == AVAILABLE}
+LabelError = VersionError
 
 
 def set_label(
     config_path: Path, backend: str, model: str, label: str, version: int, timeout: float = 30.0
 ) -> None:
-    header, config = read_config(config_path)
-    entries = [c for c in config.model_config_list.config if c.name == model]
-    if not entries:
-        names = ", ".join(c.name for c in config.model_config_list.config)
-        raise LabelError(f"model '{model}' is not in {config_path} (models: {names})")
-    with grpc.insecure_channel(backend) as channel:
-        try:
-            loaded = available_versions(channel, model, timeout)
-        except grpc.RpcError as error:
-            raise LabelError(f"cannot ask {backend} about '{model}': {error.details()}") from error
-        if version not in loaded:
-            raise LabelError(
-                f"version {version} of '{model}' is not AVAILABLE on {backend} "
-                f"(available: {sorted(loaded) or 'none'}); publish it and wait for it to load"
-            )
-        entries[0].version_labels[label] = version
-        stub = model_service_pb2_grpc.ModelServiceStub(channel)
-        try:
-            stub.HandleReloadConfigRequest(
-                model_management_pb2.ReloadConfigRequest(config=config), timeout=timeout
-            )
-        except grpc.RpcError as error:
-            raise LabelError(f"{backend} refused the new config: {error.details()}") from error
-    write_config(config_path, header, config)
+    """Points `label` of `model` at `version` (which must be AVAILABLE on `backend`)."""
+    with BackendControl(backend, timeout_s=timeout) as control:
+        set_label_on(config_path, control, model, label, version)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.labels", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    move = commands.add_parser("set", help="point a label at a loaded version")
-    move.add_argument("--model", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", required=True)
+    common.add_argument("--config", type=Path, default=Path("serving_config/models.config"))
+    common.add_argument("--backend", default="localhost:8500")
+    move = commands.add_parser("set", parents=[common], help="point a label at a loaded version")
     move.add_argument("--label", required=True)
     move.add_argument("--version", type=int, required=True)
-    move.add_argument("--config", type=Path, default=Path("serving_config/models.config"))
-    move.add_argument("--backend", default="localhost:8500")
+    load = commands.add_parser("load", parents=[common], help="serve a published version")
+    load.add_argument("--version", type=int, required=True)
+    load.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it")
+    retire = commands.add_parser("retire", parents=[common], help="stop serving a version")
+    retire.add_argument("--version", type=int, required=True)
+    commands.add_parser("show", parents=[common], help="the model's labels")
     args = parser.parse_args(argv)
     try:
-        set_label(args.config, args.backend, args.model, args.label, args.version)
-    except LabelError as error:
+        with BackendControl(args.backend) as control:
+            if args.command == "set":
+                set_label_on(args.config, control, args.model, args.label, args.version)
+                print(f"{args.model}: label '{args.label}' -> version {args.version}")
+            elif args.command == "load":
+                load_version(args.config, control, args.model, args.version, timeout_s=args.timeout)
+                print(f"{args.model}: version {args.version} is AVAILABLE")
+            elif args.command == "retire":
+                if not retire_version(args.config, control, args.model, args.version):
+                    print(f"error: a label points at version {args.version}; move it first",
+                          file=sys.stderr)  # fmt: skip
+                    return 1
+                print(f"{args.model}: version {args.version} retired")
+            else:
+                shown = labels(args.config, args.model)
+                served = sorted(control.available(args.model))
+                print(f"{args.model}: labels {shown or 'none'}; AVAILABLE versions {served}")
+    except VersionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{args.model}: label '{args.label}' -> version {args.version}")
     return 0
 
 

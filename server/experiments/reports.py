@@ -1,16 +1,18 @@
 """Experiment reports, computed from the store: the same on every replica and after a restart.
 
-A report covers the calls recorded since the experiment (re)started. It is recomputed at most
-every `cache_s` per experiment, since rollout tools and dashboards poll it; concurrent readers of
-a stale report share one computation. The prediction log is flushed first, so this gateway's own
-latest calls are in it.
+A report covers the calls recorded since the experiment (re)started, or since a given time (a
+rollout step's window); the verdict always covers every feedback since the start, since the
+sequential test reads the whole sequence. A report is recomputed at most every `cache_s` per
+experiment and window, since rollout tools and dashboards poll it; concurrent readers of a stale
+report share one computation. The prediction log is flushed first, so this gateway's own latest
+calls are in it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from server.experiments.prediction_log import PredictionLog
@@ -19,6 +21,8 @@ from server.experiments.report import ExperimentReport, build_report
 from server.gateway.errors import FailedPrecondition, NotFound, StoreUnavailable
 from server.store.errors import StoreError
 from server.store.repository import ExperimentStore
+
+MAX_CACHED_REPORTS = 64
 
 
 @dataclass(frozen=True)
@@ -40,43 +44,63 @@ class ReportService:
         self._registry = registry
         self._log = prediction_log
         self._cache_s = cache_s
-        self._cached: dict[str, tuple[float, ReportResult]] = {}
-        self._computing: dict[str, asyncio.Task[ReportResult]] = {}
+        self._cached: dict[tuple[str, datetime | None], tuple[float, ReportResult]] = {}
+        self._computing: dict[tuple[str, datetime | None], asyncio.Task[ReportResult]] = {}
 
-    async def report(self, name: str) -> ReportResult:
+    async def report(self, name: str, since: datetime | None = None) -> ReportResult:
         active = self._registry.get(name)
         if active is None:
             raise NotFound(f"unknown experiment '{name[:128]}'; see ListExperiments")
         if self._store is None:
             raise FailedPrecondition("reports need the experiment store; set store_url")
-        cached = self._cached.get(name)
+        key = (name, since)
+        cached = self._cached.get(key)
         fresh = cached is not None and time.monotonic() - cached[0] < self._cache_s
         if cached is not None and fresh and cached[1].active == active:
             return cached[1]
-        task = self._computing.get(name)
+        task = self._computing.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._compute(self._store, active))
-            self._computing[name] = task
-            task.add_done_callback(lambda _: self._computing.pop(name, None))
+            task = asyncio.ensure_future(self._compute(self._store, active, since))
+            self._computing[key] = task
+            task.add_done_callback(lambda _: self._computing.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _compute(self, store: ExperimentStore, active: ActiveExperiment) -> ReportResult:
+    async def _compute(
+        self, store: ExperimentStore, active: ActiveExperiment, since: datetime | None
+    ) -> ReportResult:
         await self._log.flush()
         definition = active.definition
         try:
             rows = await store.report_rows(definition.name, since=active.started_at)
         except StoreError as error:
             raise StoreUnavailable.because(error) from error
-        report = await asyncio.get_running_loop().run_in_executor(
-            None,
-            build_report,
-            definition.name,
-            definition.arm_names,
-            definition.shadow_names,
-            rows,
-            definition.analysis,
-            datetime.now(UTC),
-        )
+
+        def build() -> ExperimentReport:
+            now = datetime.now(UTC)
+            whole = build_report(
+                definition.name,
+                definition.arm_names,
+                definition.shadow_names,
+                rows,
+                definition.analysis,
+                now,
+            )
+            if since is None or since <= active.started_at:
+                return whole
+            window = [r for r in rows if r.created_at >= since]
+            part = build_report(
+                definition.name,
+                definition.arm_names,
+                definition.shadow_names,
+                window,
+                definition.analysis,
+                now,
+            )
+            return replace(part, verdict=whole.verdict)
+
+        report = await asyncio.get_running_loop().run_in_executor(None, build)
         result = ReportResult(active, report)
-        self._cached[definition.name] = (time.monotonic(), result)
+        self._cached[(definition.name, since)] = (time.monotonic(), result)
+        while len(self._cached) > MAX_CACHED_REPORTS:
+            self._cached.pop(next(iter(self._cached)))
         return result

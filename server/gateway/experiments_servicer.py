@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -49,16 +50,20 @@ class ExperimentsServicer(experiments_pb2_grpc.ExperimentsServicer):
         request: experiments_pb2.GetExperimentReportRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> experiments_pb2.ExperimentReport:
-        return await report_message(self._reports, self._class_names, request.name)
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        return await report_message(self._reports, self._class_names, request.name, since)
 
 
 async def report_message(
-    reports: ReportService, class_names: ClassNames, name: str
+    reports: ReportService,
+    class_names: ClassNames,
+    name: str,
+    since: datetime | None = None,
 ) -> experiments_pb2.ExperimentReport:
     """The report of `name` as its proto message (shared by gRPC and the HTTP side)."""
     if not name:
         raise InvalidRequest("the experiment name is required")
-    result = await reports.report(name)
+    result = await reports.report(name, since)
     return xc.report_to_proto(result.active, result.report, await class_names(result.active))
 
 

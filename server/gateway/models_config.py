@@ -2,33 +2,23 @@
 
 The file is the same one the backend serves from (a ConfigMap in Kubernetes). It is re-read when
 its modification time changes, so a moved label shows up in ListModels without a restart.
+Parsing is `server.models_config`'s, the one reader of that file.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
+from server import models_config
+from server.models_config import ConfiguredModel
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ConfiguredModel:
-    name: str
-    labels: dict[str, int]
-
-
 def parse_models_config(text: str) -> list[ConfiguredModel]:
     """The models of a text-format ModelServerConfig, in file order."""
-    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-    return [
-        ConfiguredModel(c.name, dict(sorted(c.version_labels.items())))
-        for c in config.model_config_list.config
-    ]
+    return models_config.models(models_config.parse(text))
 
 
 class ModelsConfigReader:
@@ -45,6 +35,6 @@ class ModelsConfigReader:
             if mtime != self._mtime:
                 self._models = parse_models_config(self._path.read_text())
                 self._mtime = mtime
-        except (OSError, text_format.ParseError) as error:
+        except (OSError, models_config.ParseError) as error:
             log.warning("cannot read models config %s: %s", self._path, error)
         return self._models

@@ -20,13 +20,13 @@ from enum import Enum
 from pathlib import Path
 
 import grpc
-from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.config.model_server_config_pb2 import ModelConfig as ModelConfig
 from tensorflow_serving.config.model_server_config_pb2 import (
     ModelServerConfig as ModelServerConfig,
 )
 
+from server import models_config
 from server.model_host import errors
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,9 @@ def read_config_file(path: Path) -> ModelServerConfig:
         raise errors.ServingError(
             grpc.StatusCode.NOT_FOUND, f"{path}; {exc.strerror or exc}"
         ) from exc
-    config = ModelServerConfig()
     try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as exc:
+        config = models_config.parse(text)
+    except models_config.ParseError as exc:
         log.error("cannot parse %s: %s", path, exc)
         raise errors.invalid_protobuf_file(str(path)) from exc
     return config

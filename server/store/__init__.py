@@ -1,4 +1,4 @@
-"""The experiment store: the prediction log, feedback, reports and shared experiment definitions.
+"""The store: the prediction log, feedback, reports, shared experiment definitions and rollouts.
 
 SQLAlchemy async Core on SQLite (WAL, a file: the default) or PostgreSQL (asyncpg), with the
 schema created and changed only by the Alembic migrations in `server.store.migrations`
@@ -7,26 +7,50 @@ schema created and changed only by the Alembic migrations in `server.store.migra
 """
 
 from server.store.engine import create_store_engine, default_store_url, safe_url
-from server.store.errors import RevisionConflict, StoreError, StoreUnavailable
-from server.store.migrate import current_revision, head_revision, upgrade, upgrade_async
+from server.store.errors import (
+    RevisionConflict,
+    RolloutConflict,
+    RolloutNotFound,
+    RolloutStateConflict,
+    StoreError,
+    StoreUnavailable,
+)
+from server.store.migrate import (
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+    upgrade_async,
+)
 from server.store.repository import (
     ExperimentStore,
     FeedbackOutcome,
     FeedbackResult,
+    StoreBase,
     StoredExperiment,
 )
+from server.store.rollouts import TERMINAL_STATES, RolloutEvent, RolloutStore, StoredRollout
 
 __all__ = [
+    "TERMINAL_STATES",
     "ExperimentStore",
     "FeedbackOutcome",
     "FeedbackResult",
     "RevisionConflict",
+    "RolloutConflict",
+    "RolloutEvent",
+    "RolloutNotFound",
+    "RolloutStateConflict",
+    "RolloutStore",
+    "StoreBase",
     "StoreError",
     "StoreUnavailable",
     "StoredExperiment",
+    "StoredRollout",
     "create_store_engine",
     "current_revision",
     "default_store_url",
+    "downgrade",
     "head_revision",
     "safe_url",
     "upgrade",

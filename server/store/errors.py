@@ -5,8 +5,13 @@ Callers catch these, never a driver's or SQLAlchemy's own exceptions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from server.store.rollouts import StoredRollout
 
 
 class StoreError(Exception):
@@ -26,6 +31,37 @@ class RevisionConflict(StoreError):
     def __init__(self, stored_revision: int) -> None:
         super().__init__(f"the stored revision is {stored_revision}")
         self.stored_revision = stored_revision
+
+
+class RolloutConflict(StoreError):
+    """The model already has a rollout that is not in a terminal state: `existing`."""
+
+    def __init__(self, existing: StoredRollout) -> None:
+        super().__init__(
+            f"model {existing.model!r} already has an active rollout: {existing.id} "
+            f"(version {existing.version}, {existing.state})"
+        )
+        self.existing = existing
+
+
+class RolloutStateConflict(StoreError):
+    """A rollout was not changed because its stored state did not allow it: `stored`."""
+
+    def __init__(self, stored: StoredRollout, reason: str | None = None) -> None:
+        message = f"rollout {stored.id} is {stored.state!r}"
+        super().__init__(f"{message}: {reason}" if reason else message)
+        self.stored = stored
+
+
+class RolloutNotFound(StoreError, KeyError):
+    """There is no rollout with the id `rollout_id`."""
+
+    def __init__(self, rollout_id: int) -> None:
+        super().__init__(rollout_id)
+        self.rollout_id = rollout_id
+
+    def __str__(self) -> str:  # KeyError's own would show just the quoted id
+        return f"no rollout with id {self.rollout_id}"
 
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (

@@ -1,7 +1,7 @@
 """Schema migrations of the store (Alembic, configured in code: no alembic.ini).
 
-The schema is created and changed only here. `upgrade` and `current_revision` block (they run
-their own event loop); a caller already in an event loop uses `upgrade_async`.
+The schema is created and changed only here. `upgrade`, `downgrade` and `current_revision` block
+(they run their own event loop); a caller already in an event loop uses `upgrade_async`.
 """
 
 from __future__ import annotations
@@ -67,6 +67,17 @@ async def upgrade_async(
                 await connection.run_sync(run)
     finally:
         await engine.dispose()
+
+
+def downgrade(url: str, revision: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Migrates the store at `url` back to `revision` ("base": no tables), dropping what the
+    later migrations created, their data included.
+
+    Raises `StoreUnavailable` when the database cannot be reached.
+    """
+    _refuse_inside_event_loop("downgrade", "call it through asyncio.to_thread")
+    with _translated("downgrade"):
+        command.downgrade(alembic_config(url, timeout_s=timeout_s), revision)
 
 
 def current_revision(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:

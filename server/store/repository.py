@@ -1,4 +1,5 @@
-"""`ExperimentStore`: the prediction log, feedback, reports and experiment definitions.
+"""`ExperimentStore`: the prediction log, feedback, reports and experiment definitions; and
+`StoreBase`, the engine, timeout and error plumbing that every store class is built on.
 
 Every method runs in one transaction, is bounded by `timeout_s`, and raises `StoreUnavailable`
 when the database fails or does not answer in time (never a driver's exception, never a hang).
@@ -32,7 +33,7 @@ AnyRow = Row[*tuple[Any, ...]]
 FeedbackOutcome = Literal["recorded", "duplicate", "conflict"]
 
 # Rounds of re-reading when a concurrent writer changed a row between our read and our write.
-_RACE_ROUNDS = 5
+RACE_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ class StoredExperiment:
     ended_at: datetime | None
 
 
-class ExperimentStore:
-    """The store on one async engine (SQLite or PostgreSQL), migrated with `server.store.migrate`.
+class StoreBase:
+    """A store on one async engine (SQLite or PostgreSQL), migrated with `server.store.migrate`.
 
     Opening does not connect: a store that is down at start-up makes calls raise
     `StoreUnavailable` until it is back. The store owns the engine: `close()` disposes of it.
@@ -93,6 +94,29 @@ class ExperimentStore:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+    def _insert_ignoring(self, table: Table, *keys: Column[Any]) -> Insert:
+        """INSERT that skips rows whose `keys` are already stored (ON CONFLICT DO NOTHING)."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+    async def _run(self, doing: str, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Runs `operation` in one transaction within the timeout, translating failures."""
+        try:
+            async with asyncio.timeout(self._timeout_s), self._engine.begin() as conn:
+                return await operation(conn)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"{doing}: no answer within {self._timeout_s:g} s") from exc
+        except Exception as exc:
+            translated = translate(exc, doing)
+            if translated is None or translated is exc:
+                raise
+            raise translated from exc
+
+
+class ExperimentStore(StoreBase):
+    """The prediction log, feedback, reports and experiment definitions (see `StoreBase`)."""
 
     # The prediction log.
 
@@ -136,7 +160,7 @@ class ExperimentStore:
         Whether the request id was logged is the caller's check (`predictions_for`). Safe under
         concurrency: the unique request id decides which of two simultaneous calls records.
         """
-        _check_lengths(feedback, {"request_id": request_id})
+        check_lengths(feedback, {"request_id": request_id})
         insert = (
             self._insert_ignoring(feedback, feedback.c.request_id)
             .values(request_id=request_id, true_class=true_class)
@@ -145,8 +169,8 @@ class ExperimentStore:
         stored_class = select(feedback.c.true_class).where(feedback.c.request_id == request_id)
 
         async def run(conn: AsyncConnection) -> FeedbackResult:
-            for _ in range(_RACE_ROUNDS):
-                inserted = await conn.execute(insert.values(created_at=_now()))
+            for _ in range(RACE_ROUNDS):
+                inserted = await conn.execute(insert.values(created_at=utc_now()))
                 if inserted.first() is not None:
                     return FeedbackResult("recorded", true_class)
                 stored = (await conn.execute(stored_class)).scalar_one_or_none()
@@ -186,7 +210,7 @@ class ExperimentStore:
             .order_by(predictions.c.created_at, predictions.c.id)
         )
         if since is not None:
-            statement = statement.where(predictions.c.created_at >= _aware(since, "since"))
+            statement = statement.where(predictions.c.created_at >= aware_utc(since, "since"))
 
         async def run(conn: AsyncConnection) -> list[PredictionRow]:
             return [_report_row(row) for row in await conn.execute(statement)]
@@ -226,11 +250,11 @@ class ExperimentStore:
         and clears `ended_at` (re-creating an ended experiment); without it both are kept.
         """
         text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-        _check_lengths(experiments, {"name": name, "seed_digest": seed_digest})
+        check_lengths(experiments, {"name": name, "seed_digest": seed_digest})
 
         async def run(conn: AsyncConnection) -> StoredExperiment:
-            for _ in range(_RACE_ROUNDS):
-                now = _now()
+            for _ in range(RACE_ROUNDS):
+                now = utc_now()
                 current = await _fetch_experiment(conn, name)
                 if current is None:
                     created = await conn.execute(
@@ -279,7 +303,7 @@ class ExperimentStore:
         """
 
         async def run(conn: AsyncConnection) -> StoredExperiment | None:
-            now = _now()
+            now = utc_now()
             ended = await conn.execute(
                 update(experiments)
                 .where(experiments.c.name == name)
@@ -297,7 +321,7 @@ class ExperimentStore:
     async def prune(self, older_than: datetime) -> int:
         """Deletes the records created before `older_than`, and the feedback of request ids that
         no longer have any record; returns how many records were deleted."""
-        cutoff = _aware(older_than, "older_than")
+        cutoff = aware_utc(older_than, "older_than")
 
         async def run(conn: AsyncConnection) -> int:
             deleted = await conn.execute(
@@ -312,39 +336,20 @@ class ExperimentStore:
 
         return await self._run("prune", run)
 
-    # Plumbing.
 
-    def _insert_ignoring(self, table: Table, *keys: Column[Any]) -> Insert:
-        """INSERT that skips rows whose `keys` are already stored (ON CONFLICT DO NOTHING)."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
-
-    async def _run(self, doing: str, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Runs `operation` in one transaction within the timeout, translating failures."""
-        try:
-            async with asyncio.timeout(self._timeout_s), self._engine.begin() as conn:
-                return await operation(conn)
-        except TimeoutError as exc:
-            raise StoreUnavailable(f"{doing}: no answer within {self._timeout_s:g} s") from exc
-        except Exception as exc:
-            translated = translate(exc, doing)
-            if translated is None or translated is exc:
-                raise
-            raise translated from exc
-
-
-def _now() -> datetime:
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
-def _aware(value: datetime, name: str) -> datetime:
+def aware_utc(value: datetime, name: str) -> datetime:
+    """`value` in UTC; ValueError when it is naive (`name` says which argument)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
     return value.astimezone(UTC)
 
 
-def _check_lengths(table: Table, values: Mapping[str, object]) -> None:
+def check_lengths(table: Table, values: Mapping[str, object]) -> None:
     """Rejects strings longer than their column, as PostgreSQL would (SQLite would not)."""
     for key, value in values.items():
         column_type = table.c[key].type
@@ -369,10 +374,10 @@ def _prediction_values(record: PredictionRecord) -> dict[str, Any]:
         "predicted_class": record.predicted_class,
         "confidence": record.confidence,
         "latency_ms": record.latency_ms,
-        "created_at": _aware(record.created_at, "created_at"),
+        "created_at": aware_utc(record.created_at, "created_at"),
         "gateway": record.gateway,
     }
-    _check_lengths(predictions, values)
+    check_lengths(predictions, values)
     return values
 
 

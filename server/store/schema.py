@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -106,4 +107,46 @@ experiments = Table(
     Column("started_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("experiment", String(128), nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("state", String(32), nullable=False),
+    # Index into the plan's steps; -1 before the first.
+    Column("step", Integer, nullable=False),
+    Column("step_started_at", UtcDateTime, nullable=True),
+    Column("previous_stable", BigInteger, nullable=True),
+    Column("previous_canary", BigInteger, nullable=True),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    # The model while the rollout is not in a terminal state, NULL once it is. NULLs never
+    # collide, so the unique constraint allows one active rollout per model, race-safely.
+    Column("active_model", String(128), nullable=True),
+    UniqueConstraint("active_model"),
+    Index(None, "model", "id"),
+    sqlite_autoincrement=True,
+)
+
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    # The order of a rollout's events: never reused (AUTOINCREMENT).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "rollout_id",
+        BigInteger,
+        ForeignKey("rollouts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("event", Text, nullable=False),
+    Index(None, "rollout_id", "id"),
+    sqlite_autoincrement=True,
 )

@@ -277,3 +277,23 @@ async def test_retention_prunes_old_records(
                 break
             await asyncio.sleep(0.05)
         assert await pruned()
+
+
+async def test_a_report_since_a_time_covers_only_later_calls_but_the_whole_verdict(
+    make_gateway: GatewayFactory, connect: Callable[[Gateway], Stubs]
+) -> None:
+    stubs = connect(await make_gateway())
+    for i in range(5):
+        result = await stubs.classifier.Classify(through(seed=i, key=f"early-{i}"))
+        await stubs.classifier.Feedback(feedback(result.request_id, index=1))
+    since = datetime.now(UTC)
+    for i in range(7):
+        result = await stubs.classifier.Classify(through(seed=i, key=f"late-{i}"))
+        await stubs.classifier.Feedback(feedback(result.request_id, index=1))
+    request = experiments_pb2.GetExperimentReportRequest(name=EXPERIMENT)
+    request.since.FromDatetime(since)
+    window = await stubs.experiments.GetExperimentReport(request)
+    assert sum(a.requests for a in window.arms) == 7
+    assert sum(a.feedback for a in window.arms) == 7
+    assert sum(window.verdict.samples.values()) == 12
+    assert sum(a.requests for a in (await report(stubs)).arms) == 12

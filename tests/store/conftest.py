@@ -1,5 +1,6 @@
 """Fixtures: the store migrated once per session on SQLite (a temporary file) and on a real
-PostgreSQL cluster (tests/support/postgres.py), emptied before each test."""
+PostgreSQL cluster (tests/support/postgres.py), emptied before each test; the experiment store
+(`store`, `pg_store`) and the rollout store (`rollout_store`, `pg_rollout_store`) on it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.experiments.records import PredictionRecord, Role
-from server.store import ExperimentStore, upgrade
+from server.store import ExperimentStore, RolloutStore, upgrade
 from server.store.schema import metadata
 from tests.support.postgres import PostgresCluster, postgres_or_skip
 
@@ -59,6 +61,20 @@ async def pg_store(postgres_url: str) -> AsyncIterator[ExperimentStore]:
 
 
 @pytest.fixture
+async def rollout_store(store_url: str) -> AsyncIterator[RolloutStore]:
+    async with await RolloutStore.open(store_url, timeout_s=TIMEOUT_S) as opened:
+        await empty_tables(opened.engine)
+        yield opened
+
+
+@pytest.fixture
+async def pg_rollout_store(postgres_url: str) -> AsyncIterator[RolloutStore]:
+    async with await RolloutStore.open(postgres_url, timeout_s=TIMEOUT_S) as opened:
+        await empty_tables(opened.engine)
+        yield opened
+
+
+@pytest.fixture
 def make_prediction() -> MakePrediction:
     """Builds a primary record of experiment "exp", arm "a"; keywords override any field."""
 
@@ -89,7 +105,12 @@ def sqlite_url_for(path: Path) -> str:
 
 async def open_empty(url: str) -> ExperimentStore:
     store = await ExperimentStore.open(url, timeout_s=TIMEOUT_S)
-    async with store.engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            await conn.execute(table.delete())
+    await empty_tables(store.engine)
     return store
+
+
+async def empty_tables(engine: AsyncEngine) -> None:
+    """Deletes every row of every table (rollout_events before rollouts: children first)."""
+    async with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):  # sorted: parents before children
+            await conn.execute(table.delete())

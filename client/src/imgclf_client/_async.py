@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -195,10 +196,14 @@ class AsyncClient(BaseClient):
         return [_xconvert.experiment(e) for e in response.experiments]
 
     async def experiment_report(
-        self, name: str, *, timeout: TimeoutTypes = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        since: datetime | None = None,
+        timeout: TimeoutTypes = USE_CLIENT_DEFAULT,
     ) -> ExperimentReport:
-        """Per-arm figures and the verdict of one experiment, from the experiment store."""
-        request = _xconvert.report_request(name)
+        """Per-arm figures and the verdict of one experiment; see `Client.experiment_report`."""
+        request = _xconvert.report_request(name, since)
         with translate_errors():
             response = await self._experiments.GetExperimentReport(
                 request, timeout=self._deadline(timeout)

@@ -118,9 +118,16 @@ def end_request(name: str) -> admin_pb2.EndExperimentRequest:
     return admin_pb2.EndExperimentRequest(name=name)
 
 
-def report_request(name: str) -> experiments_pb2.GetExperimentReportRequest:
+def report_request(
+    name: str, since: datetime | None = None
+) -> experiments_pb2.GetExperimentReportRequest:
     check_name("experiment", name)
-    return experiments_pb2.GetExperimentReportRequest(name=name)
+    request = experiments_pb2.GetExperimentReportRequest(name=name)
+    if since is not None:
+        if since.tzinfo is None:
+            raise InvalidInput("since must be a timezone-aware datetime (e.g. in UTC)")
+        request.since.FromDatetime(since)
+    return request
 
 
 def feedback_request(request_id: str, true_class: int | str) -> classifier_pb2.FeedbackRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -208,10 +209,18 @@ class Client(BaseClient):
         return [_xconvert.experiment(e) for e in response.experiments]
 
     def experiment_report(
-        self, name: str, *, timeout: TimeoutTypes = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        since: datetime | None = None,
+        timeout: TimeoutTypes = USE_CLIENT_DEFAULT,
     ) -> ExperimentReport:
-        """Per-arm figures and the verdict of one experiment, from the experiment store."""
-        request = _xconvert.report_request(name)
+        """Per-arm figures and the verdict of one experiment, from the experiment store.
+
+        With `since` (timezone-aware), the arms' figures cover only the calls made since then;
+        the verdict always covers every feedback since the experiment started.
+        """
+        request = _xconvert.report_request(name, since)
         with translate_errors():
             response = self._experiments.GetExperimentReport(
                 request, timeout=self._deadline(timeout)

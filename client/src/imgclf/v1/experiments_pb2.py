@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from imgclf.v1 import classifier_pb2 as imgclf_dot_v1_dot_classifier__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimgclf/v1/experiments.proto\x12\timgclf.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aimgclf/v1/classifier.proto\"V\n\rExperimentArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"W\n\tShadowArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x01\"J\n\x10\x41nalysisSettings\x12\r\n\x05\x61lpha\x18\x01 \x01(\x01\x12\x13\n\x0bmin_samples\x18\x02 \x01(\r\x12\x12\n\nmixture_sd\x18\x03 \x01(\x01\"\xfe\x01\n\nExperiment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12&\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x18.imgclf.v1.ExperimentArm\x12%\n\x07shadows\x18\x04 \x03(\x0b\x32\x14.imgclf.v1.ShadowArm\x12-\n\x08\x61nalysis\x18\x05 \x01(\x0b\x32\x1b.imgclf.v1.AnalysisSettings\x12\x10\n\x08revision\x18\x06 \x01(\x03\x12\r\n\x05\x65nded\x18\x07 \x01(\x08\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\x16ListExperimentsRequest\x12\x15\n\rinclude_ended\x18\x01 \x01(\x08\"E\n\x17ListExperimentsResponse\x12*\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x15.imgclf.v1.Experiment\"*\n\x1aGetExperimentReportRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"@\n\x0eLatencySummary\x12\x0e\n\x06p50_ms\x18\x01 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\"%\n\x08Interval\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\"8\n\nClassCount\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\".\n\x0cVersionCount\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xcc\x03\n\tArmReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x30\n\x06\x65rrors\x18\x05 \x03(\x0b\x32 .imgclf.v1.ArmReport.ErrorsEntry\x12*\n\x07latency\x18\x06 \x01(\x0b\x32\x19.imgclf.v1.LatencySummary\x12)\n\x08versions\x18\x07 \x03(\x0b\x32\x17.imgclf.v1.VersionCount\x12\x30\n\x11predicted_classes\x18\x08 \x03(\x0b\x32\x15.imgclf.v1.ClassCount\x12\x17\n\x0fmean_confidence\x18\t \x01(\x01\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\n \x01(\x03\x12\x0f\n\x07\x63orrect\x18\x0b \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x0c \x01(\x01\x12.\n\x11\x61\x63\x63uracy_interval\x18\r \x01(\x0b\x32\x13.imgclf.v1.Interval\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x83\x04\n\x0cShadowReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x01\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x33\n\x06\x65rrors\x18\x05 \x03(\x0b\x32#.imgclf.v1.ShadowReport.ErrorsEntry\x12*\n\x07latency\x18\x06 \x01(\x0b\x32\x19.imgclf.v1.LatencySummary\x12\r\n\x05pairs\x18\x07 \x01(\x03\x12\x12\n\nagreements\x18\x08 \x01(\x03\x12\x11\n\tagreement\x18\t \x01(\x01\x12/\n\x12\x61greement_interval\x18\n \x01(\x0b\x32\x13.imgclf.v1.Interval\x12\x17\n\x0fpaired_feedback\x18\x0b \x01(\x03\x12\x16\n\x0eshadow_correct\x18\x0c \x01(\x03\x12\x17\n\x0fprimary_correct\x18\r \x01(\x03\x12\x11\n\tmcnemar_b\x18\x0e \x01(\x03\x12\x11\n\tmcnemar_c\x18\x0f \x01(\x03\x12\x11\n\tmcnemar_p\x18\x10 \x01(\x01\x12\x1b\n\x13\x61\x63\x63uracy_difference\x18\x11 \x01(\x01\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"n\n\rArmComparison\x12\x0f\n\x07\x63ontrol\x18\x01 \x01(\t\x12\x12\n\nchallenger\x18\x02 \x01(\t\x12\x12\n\ndifference\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\x13\n\x0bsignificant\x18\x05 \x01(\x08\"\xa9\x03\n\x07Verdict\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.imgclf.v1.Verdict.Outcome\x12\x0e\n\x06winner\x18\x02 \x01(\t\x12\x0f\n\x07p_value\x18\x03 \x01(\x01\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12\x0c\n\x04test\x18\x05 \x01(\t\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x12\n\nmixture_sd\x18\x07 \x01(\x01\x12\x13\n\x0bmin_samples\x18\x08 \x01(\r\x12\x30\n\x07samples\x18\t \x03(\x0b\x32\x1f.imgclf.v1.Verdict.SamplesEntry\x12\x0e\n\x06needed\x18\n \x01(\x03\x12-\n\x0b\x63omparisons\x18\x0b \x03(\x0b\x32\x18.imgclf.v1.ArmComparison\x1a.\n\x0cSamplesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"X\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11INSUFFICIENT_DATA\x10\x01\x12\x11\n\rNO_DIFFERENCE\x10\x02\x12\n\n\x06WINNER\x10\x03\"\xe2\x01\n\x10\x45xperimentReport\x12)\n\nexperiment\x18\x01 \x01(\x0b\x32\x15.imgclf.v1.Experiment\x12\x30\n\x0cgenerated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x14.imgclf.v1.ArmReport\x12(\n\x07shadows\x18\x04 \x03(\x0b\x32\x17.imgclf.v1.ShadowReport\x12#\n\x07verdict\x18\x05 \x01(\x0b\x32\x12.imgclf.v1.Verdict2\xc2\x01\n\x0b\x45xperiments\x12X\n\x0fListExperiments\x12!.imgclf.v1.ListExperimentsRequest\x1a\".imgclf.v1.ListExperimentsResponse\x12Y\n\x13GetExperimentReport\x12%.imgclf.v1.GetExperimentReportRequest\x1a\x1b.imgclf.v1.ExperimentReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimgclf/v1/experiments.proto\x12\timgclf.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aimgclf/v1/classifier.proto\"V\n\rExperimentArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"W\n\tShadowArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x01\"J\n\x10\x41nalysisSettings\x12\r\n\x05\x61lpha\x18\x01 \x01(\x01\x12\x13\n\x0bmin_samples\x18\x02 \x01(\r\x12\x12\n\nmixture_sd\x18\x03 \x01(\x01\"\xfe\x01\n\nExperiment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12&\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x18.imgclf.v1.ExperimentArm\x12%\n\x07shadows\x18\x04 \x03(\x0b\x32\x14.imgclf.v1.ShadowArm\x12-\n\x08\x61nalysis\x18\x05 \x01(\x0b\x32\x1b.imgclf.v1.AnalysisSettings\x12\x10\n\x08revision\x18\x06 \x01(\x03\x12\r\n\x05\x65nded\x18\x07 \x01(\x08\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\x16ListExperimentsRequest\x12\x15\n\rinclude_ended\x18\x01 \x01(\x08\"E\n\x17ListExperimentsResponse\x12*\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x15.imgclf.v1.Experiment\"U\n\x1aGetExperimentReportRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x0eLatencySummary\x12\x0e\n\x06p50_ms\x18\x01 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\"%\n\x08Interval\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\"8\n\nClassCount\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\".\n\x0cVersionCount\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xcc\x03\n\tArmReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x30\n\x06\x65rrors\x18\x05 \x03(\x0b\x32 .imgclf.v1.ArmReport.ErrorsEntry\x12*\n\x07latency\x18\x06 \x01(\x0b\x32\x19.imgclf.v1.LatencySummary\x12)\n\x08versions\x18\x07 \x03(\x0b\x32\x17.imgclf.v1.VersionCount\x12\x30\n\x11predicted_classes\x18\x08 \x03(\x0b\x32\x15.imgclf.v1.ClassCount\x12\x17\n\x0fmean_confidence\x18\t \x01(\x01\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\n \x01(\x03\x12\x0f\n\x07\x63orrect\x18\x0b \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x0c \x01(\x01\x12.\n\x11\x61\x63\x63uracy_interval\x18\r \x01(\x0b\x32\x13.imgclf.v1.Interval\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x83\x04\n\x0cShadowReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x05model\x18\x02 \x01(\x0b\x32\x18.imgclf.v1.ModelSelector\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x01\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x33\n\x06\x65rrors\x18\x05 \x03(\x0b\x32#.imgclf.v1.ShadowReport.ErrorsEntry\x12*\n\x07latency\x18\x06 \x01(\x0b\x32\x19.imgclf.v1.LatencySummary\x12\r\n\x05pairs\x18\x07 \x01(\x03\x12\x12\n\nagreements\x18\x08 \x01(\x03\x12\x11\n\tagreement\x18\t \x01(\x01\x12/\n\x12\x61greement_interval\x18\n \x01(\x0b\x32\x13.imgclf.v1.Interval\x12\x17\n\x0fpaired_feedback\x18\x0b \x01(\x03\x12\x16\n\x0eshadow_correct\x18\x0c \x01(\x03\x12\x17\n\x0fprimary_correct\x18\r \x01(\x03\x12\x11\n\tmcnemar_b\x18\x0e \x01(\x03\x12\x11\n\tmcnemar_c\x18\x0f \x01(\x03\x12\x11\n\tmcnemar_p\x18\x10 \x01(\x01\x12\x1b\n\x13\x61\x63\x63uracy_difference\x18\x11 \x01(\x01\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"n\n\rArmComparison\x12\x0f\n\x07\x63ontrol\x18\x01 \x01(\t\x12\x12\n\nchallenger\x18\x02 \x01(\t\x12\x12\n\ndifference\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\x13\n\x0bsignificant\x18\x05 \x01(\x08\"\xa9\x03\n\x07Verdict\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.imgclf.v1.Verdict.Outcome\x12\x0e\n\x06winner\x18\x02 \x01(\t\x12\x0f\n\x07p_value\x18\x03 \x01(\x01\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12\x0c\n\x04test\x18\x05 \x01(\t\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x12\n\nmixture_sd\x18\x07 \x01(\x01\x12\x13\n\x0bmin_samples\x18\x08 \x01(\r\x12\x30\n\x07samples\x18\t \x03(\x0b\x32\x1f.imgclf.v1.Verdict.SamplesEntry\x12\x0e\n\x06needed\x18\n \x01(\x03\x12-\n\x0b\x63omparisons\x18\x0b \x03(\x0b\x32\x18.imgclf.v1.ArmComparison\x1a.\n\x0cSamplesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"X\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11INSUFFICIENT_DATA\x10\x01\x12\x11\n\rNO_DIFFERENCE\x10\x02\x12\n\n\x06WINNER\x10\x03\"\xe2\x01\n\x10\x45xperimentReport\x12)\n\nexperiment\x18\x01 \x01(\x0b\x32\x15.imgclf.v1.Experiment\x12\x30\n\x0cgenerated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x14.imgclf.v1.ArmReport\x12(\n\x07shadows\x18\x04 \x03(\x0b\x32\x17.imgclf.v1.ShadowReport\x12#\n\x07verdict\x18\x05 \x01(\x0b\x32\x12.imgclf.v1.Verdict2\xc2\x01\n\x0b\x45xperiments\x12X\n\x0fListExperiments\x12!.imgclf.v1.ListExperimentsRequest\x1a\".imgclf.v1.ListExperimentsResponse\x12Y\n\x13GetExperimentReport\x12%.imgclf.v1.GetExperimentReportRequest\x1a\x1b.imgclf.v1.ExperimentReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,33 +52,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTEXPERIMENTSRESPONSE']._serialized_start=662
   _globals['_LISTEXPERIMENTSRESPONSE']._serialized_end=731
   _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_start=733
-  _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_end=775
-  _globals['_LATENCYSUMMARY']._serialized_start=777
-  _globals['_LATENCYSUMMARY']._serialized_end=841
-  _globals['_INTERVAL']._serialized_start=843
-  _globals['_INTERVAL']._serialized_end=880
-  _globals['_CLASSCOUNT']._serialized_start=882
-  _globals['_CLASSCOUNT']._serialized_end=938
-  _globals['_VERSIONCOUNT']._serialized_start=940
-  _globals['_VERSIONCOUNT']._serialized_end=986
-  _globals['_ARMREPORT']._serialized_start=989
-  _globals['_ARMREPORT']._serialized_end=1449
-  _globals['_ARMREPORT_ERRORSENTRY']._serialized_start=1404
-  _globals['_ARMREPORT_ERRORSENTRY']._serialized_end=1449
-  _globals['_SHADOWREPORT']._serialized_start=1452
-  _globals['_SHADOWREPORT']._serialized_end=1967
-  _globals['_SHADOWREPORT_ERRORSENTRY']._serialized_start=1404
-  _globals['_SHADOWREPORT_ERRORSENTRY']._serialized_end=1449
-  _globals['_ARMCOMPARISON']._serialized_start=1969
-  _globals['_ARMCOMPARISON']._serialized_end=2079
-  _globals['_VERDICT']._serialized_start=2082
-  _globals['_VERDICT']._serialized_end=2507
-  _globals['_VERDICT_SAMPLESENTRY']._serialized_start=2371
-  _globals['_VERDICT_SAMPLESENTRY']._serialized_end=2417
-  _globals['_VERDICT_OUTCOME']._serialized_start=2419
-  _globals['_VERDICT_OUTCOME']._serialized_end=2507
-  _globals['_EXPERIMENTREPORT']._serialized_start=2510
-  _globals['_EXPERIMENTREPORT']._serialized_end=2736
-  _globals['_EXPERIMENTS']._serialized_start=2739
-  _globals['_EXPERIMENTS']._serialized_end=2933
+  _globals['_GETEXPERIMENTREPORTREQUEST']._serialized_end=818
+  _globals['_LATENCYSUMMARY']._serialized_start=820
+  _globals['_LATENCYSUMMARY']._serialized_end=884
+  _globals['_INTERVAL']._serialized_start=886
+  _globals['_INTERVAL']._serialized_end=923
+  _globals['_CLASSCOUNT']._serialized_start=925
+  _globals['_CLASSCOUNT']._serialized_end=981
+  _globals['_VERSIONCOUNT']._serialized_start=983
+  _globals['_VERSIONCOUNT']._serialized_end=1029
+  _globals['_ARMREPORT']._serialized_start=1032
+  _globals['_ARMREPORT']._serialized_end=1492
+  _globals['_ARMREPORT_ERRORSENTRY']._serialized_start=1447
+  _globals['_ARMREPORT_ERRORSENTRY']._serialized_end=1492
+  _globals['_SHADOWREPORT']._serialized_start=1495
+  _globals['_SHADOWREPORT']._serialized_end=2010
+  _globals['_SHADOWREPORT_ERRORSENTRY']._serialized_start=1447
+  _globals['_SHADOWREPORT_ERRORSENTRY']._serialized_end=1492
+  _globals['_ARMCOMPARISON']._serialized_start=2012
+  _globals['_ARMCOMPARISON']._serialized_end=2122
+  _globals['_VERDICT']._serialized_start=2125
+  _globals['_VERDICT']._serialized_end=2550
+  _globals['_VERDICT_SAMPLESENTRY']._serialized_start=2414
+  _globals['_VERDICT_SAMPLESENTRY']._serialized_end=2460
+  _globals['_VERDICT_OUTCOME']._serialized_start=2462
+  _globals['_VERDICT_OUTCOME']._serialized_end=2550
+  _globals['_EXPERIMENTREPORT']._serialized_start=2553
+  _globals['_EXPERIMENTREPORT']._serialized_end=2779
+  _globals['_EXPERIMENTS']._serialized_start=2782
+  _globals['_EXPERIMENTS']._serialized_end=2976
 # @@protoc_insertion_point(module_scope)
