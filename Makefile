@@ -13,7 +13,7 @@ GATEWAY_PORT ?= 50051
 BACKEND_PORT ?= 8500
 METRICS_PORT ?= 9464
 
-.PHONY: setup proto proto-check serve test lint format typecheck clean bench
+.PHONY: setup proto proto-check serve test lint format typecheck clean bench rollout
 
 setup: $(STAMP)
 
@@ -69,6 +69,15 @@ typecheck: $(STAMP)
 BENCH_ARGS ?= --warmup 3 --duration 10
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Rolls out version VERSION of MODEL on `make serve`'s stack with a plan of
+# serving_config/rollout.toml (PLAN, default "default"); see `python -m server.rollout --help`.
+MODEL ?= cnn
+PLAN ?= default
+rollout: $(STAMP)
+	@test -n "$(VERSION)" || { echo "usage: make rollout MODEL=cnn VERSION=N [PLAN=default]"; exit 2; }
+	$(PY) -m server.rollout start --model $(MODEL) --version $(VERSION) --plan $(PLAN) \
+	  --config run/models.config --backend localhost:$(BACKEND_PORT) --gateway localhost:$(GATEWAY_PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -40,13 +40,13 @@ def test_upgrade_then_current_on_a_new_sqlite_file(tmp_path: Path) -> None:
     before = cli("current", "--url", url)
     assert (before.returncode, before.stdout) == (
         0,
-        "none (not migrated; the newest revision is 0001)\n",
+        "none (not migrated; the newest revision is 0002)\n",
     )
     upgraded = cli("upgrade", "--url", url)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == f"{url} is at revision 0001\n"
+    assert upgraded.stdout == f"{url} is at revision 0002\n"
     after = cli("current", "--url", url)
-    assert (after.returncode, after.stdout) == (0, "0001 (head)\n")
+    assert (after.returncode, after.stdout) == (0, "0002 (head)\n")
 
 
 def test_the_url_comes_from_the_environment_else_the_run_directory(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_the_url_comes_from_the_environment_else_the_run_directory(tmp_path: Pat
 
 def test_current_on_postgres(postgres_url: str) -> None:
     done = cli("current", "--url", postgres_url)
-    assert (done.returncode, done.stdout) == (0, "0001 (head)\n")
+    assert (done.returncode, done.stdout) == (0, "0002 (head)\n")
 
 
 async def test_prune_deletes_the_records_older_than_the_days_given(

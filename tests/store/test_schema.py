@@ -41,23 +41,30 @@ async def test_the_migrated_schema_is_the_metadata(store_url: str) -> None:
             tables = await conn.run_sync(lambda sync: set(sync.dialect.get_table_names(sync)))
     finally:
         await engine.dispose()
-    assert tables == {"alembic_version", "predictions", "feedback", "experiments"}
+    assert tables == {
+        "alembic_version",
+        "predictions",
+        "feedback",
+        "experiments",
+        "rollouts",
+        "rollout_events",
+    }
 
 
 def test_the_store_is_at_the_head_revision_and_upgrading_again_changes_nothing(
     store_url: str,
 ) -> None:
-    assert head_revision() == "0001"
-    assert current_revision(store_url) == "0001"
+    assert head_revision() == "0002"
+    assert current_revision(store_url) == "0002"
     upgrade(store_url)
-    assert current_revision(store_url) == "0001"
+    assert current_revision(store_url) == "0002"
 
 
 def test_a_new_database_has_no_revision_until_upgraded(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'dir' / 'experiments.db'}"
     assert current_revision(url) is None
     upgrade(url)
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == "0002"
 
 
 async def test_an_unmigrated_store_is_unavailable_rather_than_created_on_the_fly(
@@ -132,7 +139,7 @@ def test_the_migration_downgrades_to_nothing_and_upgrades_again(tmp_path: Path) 
         }
     assert tables <= {"alembic_version", "sqlite_sequence"}
     upgrade(url)
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == "0002"
 
 
 async def test_the_blocking_functions_say_what_to_use_inside_an_event_loop(sqlite_url: str) -> None:
@@ -141,4 +148,4 @@ async def test_the_blocking_functions_say_what_to_use_inside_an_event_loop(sqlit
     with pytest.raises(RuntimeError, match="to_thread"):
         current_revision(sqlite_url)
     await upgrade_async(sqlite_url)
-    assert await asyncio.to_thread(current_revision, sqlite_url) == "0001"
+    assert await asyncio.to_thread(current_revision, sqlite_url) == "0002"
