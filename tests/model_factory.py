@@ -16,7 +16,11 @@ from tests.cifar10_names import CIFAR10_CLASSES
 from training.export import publish
 
 
-def tiny_classifier(seed: int, input_size: tuple[int, int] = (32, 32)) -> keras.Model:
+def tiny_classifier(
+    seed: int, input_size: tuple[int, int] = (32, 32), *, permuted: bool = False
+) -> keras.Model:
+    """With `permuted`, the same network with its classes shuffled: it loads and answers, but
+    wrongly (a version a rollout must catch)."""
     rng = np.random.default_rng(seed)
     inputs = keras.Input((*input_size, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)
@@ -26,15 +30,25 @@ def tiny_classifier(seed: int, input_size: tuple[int, int] = (32, 32)) -> keras.
     outputs = dense(x)
     model = keras.Model(inputs, outputs)
     kernel, bias = dense.get_weights()
-    dense.set_weights([rng.normal(0, 3, kernel.shape), rng.normal(0, 1, bias.shape)])
+    kernel, bias = rng.normal(0, 3, kernel.shape), rng.normal(0, 1, bias.shape)
+    if permuted:
+        order = np.roll(np.arange(len(CIFAR10_CLASSES)), 3)
+        kernel, bias = kernel[:, order], bias[order]
+    dense.set_weights([kernel, bias])
     return model
 
 
 def publish_tiny(
-    model_root: Path, name: str = "cnn", seed: int = 0, input_size: tuple[int, int] = (32, 32)
+    model_root: Path,
+    name: str = "cnn",
+    seed: int = 0,
+    input_size: tuple[int, int] = (32, 32),
+    *,
+    permuted: bool = False,
 ) -> int:
     """Publishes the next version of `name` under `model_root`; returns its number."""
-    version, _ = publish(tiny_classifier(seed, input_size), CIFAR10_CLASSES, model_root, name)
+    model = tiny_classifier(seed, input_size, permuted=permuted)
+    version, _ = publish(model, CIFAR10_CLASSES, model_root, name)
     return version
 
 

@@ -1,8 +1,9 @@
 """Ground truth for earlier calls: `Feedback(request_id, true class)`.
 
 The request id must belong to a call made through an experiment. Its record may still be in this
-gateway's buffer, or in another replica's, when the feedback arrives: the buffer is flushed first,
-then the store is asked again for up to `lookup_wait_s` before the answer is NOT_FOUND. A class
+gateway's buffer (then it is found there, and the feedback is stored at once: the store does not
+need the prediction row first), or in another replica's: then the store is asked again for up to
+`lookup_wait_s` before the answer is NOT_FOUND. A class
 given by name is mapped with the class names of the version that served the call. The first
 answer stands: the same answer again is a safe retry, a different one is ALREADY_EXISTS.
 """
@@ -84,7 +85,9 @@ class FeedbackService:
         )
 
     async def _find(self, store: ExperimentStore, request_id: str) -> PredictionRecord:
-        await self._log.flush()
+        local = self._log.unwritten(request_id)
+        if local is not None:
+            return local
         deadline = time.monotonic() + self._wait
         while True:
             try:
@@ -93,6 +96,9 @@ class FeedbackService:
                 raise StoreUnavailable.because(error) from error
             if found:
                 return found[0]
+            local = self._log.unwritten(request_id)
+            if local is not None:
+                return local
             if time.monotonic() >= deadline:
                 raise NotFound(
                     f"no call with request id '{request_id}' went through an experiment "

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from server.experiments.records import PredictionRecord
+from server.experiments.records import PredictionRecord, Role
 from server.store.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class PredictionLog:
         self._interval = max(0.001, flush_interval_s)
         self._observer = observer
         self._pending: deque[PredictionRecord] = deque()
+        # Primary records not yet written, by request id, for Feedback to find at once.
+        self._unwritten: dict[str, PredictionRecord] = {}
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -60,6 +62,10 @@ class PredictionLog:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def unwritten(self, request_id: str) -> PredictionRecord | None:
+        """The primary record of `request_id` if it is still waiting to be written."""
+        return self._unwritten.get(request_id)
 
     def start(self) -> None:
         if self._task is None and self._sink is not None:
@@ -74,6 +80,8 @@ class PredictionLog:
             self._dropped("overflow", 1)
             return
         self._pending.append(record)
+        if record.role is Role.PRIMARY:
+            self._unwritten[record.request_id] = record
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
@@ -94,6 +102,7 @@ class PredictionLog:
         if self._pending:
             self._dropped("shutdown", len(self._pending))
             self._pending.clear()
+            self._unwritten.clear()
 
     async def _run(self) -> None:
         while True:
@@ -130,7 +139,12 @@ class PredictionLog:
                 except StoreError as error:
                     log.error("the store refused %d prediction records: %s", len(batch), error)
                     self._dropped("rejected", len(batch))
+                    for refused in batch:
+                        self._unwritten.pop(refused.request_id, None)
                     continue
+                for written in batch:
+                    if written.role is Role.PRIMARY:
+                        self._unwritten.pop(written.request_id, None)
                 if self._failures:
                     log.info("the prediction log is being written again")
                 self._failures = 0
@@ -143,7 +157,7 @@ class PredictionLog:
         excess = len(self._pending) - self._max_pending
         if excess > 0:
             for _ in range(excess):
-                self._pending.pop()
+                self._unwritten.pop(self._pending.pop().request_id, None)
             self._dropped("overflow", excess)
 
     def _dropped(self, reason: str, count: int) -> None:

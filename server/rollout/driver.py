@@ -29,13 +29,23 @@ from server import model_versions
 from server.model_versions import BackendControl, LoadFailed
 from server.rollout.analysis import FAILED, PASSED, SHADOW_ARM, StepAnalysis, analyse
 from server.rollout.plan import SHADOW, Plan
-from server.store import RolloutConflict, RolloutStateConflict, RolloutStore, StoredRollout
+from server.store import (
+    TERMINAL_STATES,
+    RolloutConflict,
+    RolloutStateConflict,
+    RolloutStore,
+    StoredRollout,
+)
 
 Emit = Callable[[dict[str, Any]], None]
 
 
 class RolloutError(Exception):
     """The rollout cannot go on (or start); the message says why."""
+
+
+class TakenOver(RolloutError):
+    """Another command (rollback, abort) changed the rollout's state meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,21 @@ class RolloutDriver:
     # The state machine -------------------------------------------------------------------------
 
     async def run(self, rollout: StoredRollout) -> StoredRollout:
+        """Drives `rollout` from its stored state to a terminal one; if another command takes it
+        over meanwhile, waits for that command to finish and returns its outcome."""
+        try:
+            return await self._drive(rollout)
+        except TakenOver:
+            return await self._until_terminal(rollout)
+
+    async def _until_terminal(self, rollout: StoredRollout) -> StoredRollout:
+        while True:
+            current = await self._current(rollout)
+            if current.state in TERMINAL_STATES:
+                return current
+            await asyncio.sleep(0.2)
+
+    async def _drive(self, rollout: StoredRollout) -> StoredRollout:
         plan = Plan.from_dict(rollout.plan)
         if rollout.state in ("pending", "loading"):
             rollout = await self._transition(rollout, "loading", detail="loading the version")
@@ -142,30 +167,21 @@ class RolloutDriver:
             )
             await self._event(rollout, "label", label=plan.canary_label, version=rollout.version)
             first = plan.steps[0]
-            rollout = await self._store.update_rollout(
-                rollout.id,
-                state="shadow" if first.kind == SHADOW else "ramping",
-                step=0,
-                step_started_at=datetime.now(UTC),
-                expected_state="labelling",
+            rollout = await self._enter_step(
+                rollout, 0, SHADOW if first.kind == SHADOW else "ramping"
             )
         while rollout.state in ("shadow", "ramping"):
             outcome = await self._run_step(rollout, plan)
-            if outcome is None:  # someone else took over (rollback, abort)
-                return await self._current(rollout)
+            if outcome is None:
+                raise TakenOver(f"rollout {rollout.id} was taken over")
             if outcome.status == FAILED:
                 rollout = await self._transition(rollout, "rolling_back", detail=outcome.reason)
                 await self._event(rollout, "rollback", reason=outcome.reason, automatic=True)
                 return await self._roll_back(rollout)
             if rollout.step + 1 < len(plan.steps):
                 following = plan.steps[rollout.step + 1]
-                rollout = await self._store.update_rollout(
-                    rollout.id,
-                    state="shadow" if following.kind == SHADOW else "ramping",
-                    step=rollout.step + 1,
-                    step_started_at=datetime.now(UTC),
-                    expected_state=rollout.state,
-                )
+                state = SHADOW if following.kind == SHADOW else "ramping"
+                rollout = await self._enter_step(rollout, rollout.step + 1, state)
             else:
                 rollout = await self._transition(rollout, "promoting")
         if rollout.state == "promoting":
@@ -339,6 +355,18 @@ class RolloutDriver:
         assert current is not None
         return current
 
+    async def _enter_step(self, rollout: StoredRollout, step: int, state: str) -> StoredRollout:
+        try:
+            return await self._store.update_rollout(
+                rollout.id,
+                state=state,
+                step=step,
+                step_started_at=datetime.now(UTC),
+                expected_state=rollout.state,
+            )
+        except RolloutStateConflict as error:
+            raise TakenOver(f"rollout {rollout.id} is now {error.stored.state}") from error
+
     async def _transition(
         self, rollout: StoredRollout, state: str, detail: str | None = None
     ) -> StoredRollout:
@@ -347,7 +375,7 @@ class RolloutDriver:
                 rollout.id, state=state, detail=detail, expected_state=rollout.state
             )
         except RolloutStateConflict as error:
-            raise RolloutError(
+            raise TakenOver(
                 f"rollout {rollout.id} changed meanwhile (now {error.stored.state}); not going on"
             ) from error
 
