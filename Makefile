@@ -13,7 +13,7 @@ GATEWAY_PORT ?= 50051
 BACKEND_PORT ?= 8500
 METRICS_PORT ?= 9464
 
-.PHONY: setup proto proto-check serve test lint format typecheck clean bench rollout
+.PHONY: setup proto proto-check serve test lint format typecheck clean bench rollout loadtest
 
 setup: $(STAMP)
 
@@ -78,6 +78,19 @@ rollout: $(STAMP)
 	@test -n "$(VERSION)" || { echo "usage: make rollout MODEL=cnn VERSION=N [PLAN=default]"; exit 2; }
 	$(PY) -m server.rollout start --model $(MODEL) --version $(VERSION) --plan $(PLAN) \
 	  --config run/models.config --backend localhost:$(BACKEND_PORT) --gateway localhost:$(GATEWAY_PORT)
+
+# Locust over gRPC against the gateway (starts the local stack when none answers at HOST), gated by
+# tests/load/thresholds.toml; reports go to runs/loadtest/<time>/. For a cluster:
+# make loadtest HOST=gateway.example:50051 PROFILE=cluster LOADTEST_ARGS='--tls --ca-cert ca.pem'
+HOST ?= localhost:$(GATEWAY_PORT)
+USERS ?= 32
+SPAWN_RATE ?= 8
+RUN_TIME ?= 1m
+PROFILE ?= default
+LOADTEST_ARGS ?=
+loadtest: $(STAMP)
+	$(PY) -m tests.load.run --host $(HOST) --users $(USERS) --spawn-rate $(SPAWN_RATE) \
+	  --run-time $(RUN_TIME) --profile $(PROFILE) $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -163,12 +163,11 @@ Change its weights (the Admin API; this stack's token is in {admin_token_file()}
   {bin_dir}/imgclf-experiment set-weights {EXAMPLE_EXPERIMENT} stable=90 canary=10 \\
       --token-file {admin_token_file()}
 
-Publish a new version and point the canary label at it (no restart):
+Publish a new version and roll it out (shadow, canary 10/50/100%, analysis, promote):
   {bin_dir}/python -m training train --model cnn --quick --model-root {MODEL_ROOT} \\
       --data-dir {os.environ.get("CIFAR10_DIR") or "<CIFAR-10 dir>"}
-  {bin_dir}/python -m server.labels set --config {MODELS_CONFIG} \\
-      --model cnn --label canary --version <N>
-  {bin_dir}/classify {image} --model cnn --label canary
+  make rollout MODEL=cnn VERSION=<N> PLAN=quick
+  {bin_dir}/python -m server.rollout status --model cnn
 
 Ctrl-C stops both servers.
 """.rstrip()
