@@ -205,7 +205,7 @@ class ExperimentRegistry:
         return self._active[experiment.name]
 
     async def update(
-        self, experiment: Experiment, *, expected_revision: int | None
+        self, experiment: Experiment, *, expected_revision: int | None, restart: bool = False
     ) -> ActiveExperiment:
         self._check(experiment)
         store = self._require_store()
@@ -221,6 +221,7 @@ class ExperimentRegistry:
                     if expected_revision is None
                     else expected_revision,
                     seed_digest=existing.seed_digest,
+                    restart=restart,
                 )
             )
             self._apply(stored)

@@ -124,6 +124,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             active = await self._registry.update(
                 xc.experiment_from_proto(request.experiment),
                 expected_revision=request.expected_revision or None,
+                restart=request.restart,
             )
             return xc.experiment_to_proto(active)
 

@@ -156,7 +156,7 @@ class RolloutDriver:
                 return rollout
             rollout = await self._transition(rollout, "labelling")
         if rollout.state == "labelling":
-            await self._ensure_experiment(rollout, plan)
+            await self._start_experiment(rollout, plan)
             await asyncio.to_thread(
                 model_versions.set_label,
                 self._config,
@@ -296,10 +296,28 @@ class RolloutDriver:
 
     # Helpers -----------------------------------------------------------------------------------
 
-    async def _ensure_experiment(self, rollout: StoredRollout, plan: Plan) -> None:
+    async def _start_experiment(self, rollout: StoredRollout, plan: Plan) -> None:
+        """All traffic of the rollout's experiment on stable, its report started afresh, so no
+        earlier version's answers under the canary arm count in this rollout's analysis."""
+        definition = self._definition(rollout, plan, Weights(100, 0))
         existing = {e.name: e for e in await self._client.list_experiments()}
-        if rollout.experiment not in existing:
-            await self._client.create_experiment(self._definition(rollout, plan, Weights(100, 0)))
+        current = existing.get(rollout.experiment)
+        if current is None:
+            await self._client.create_experiment(definition)
+        else:
+            await self._client.update_experiment(
+                Experiment(
+                    definition.name,
+                    definition.arms,
+                    definition.shadows,
+                    current.analysis,
+                    definition.description,
+                ),
+                expected_revision=current.revision,
+                restart=True,
+            )
+        await self._event(rollout, "experiment", name=rollout.experiment, restarted=True)
+        await asyncio.sleep(plan.settle_s)
 
     def _definition(self, rollout: StoredRollout, plan: Plan, weights: Weights) -> Experiment:
         stable = ModelRef(rollout.model, label=plan.stable_label)

@@ -186,3 +186,23 @@ async def test_changes_without_a_store_are_refused(
         )
     )
     assert code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_an_update_can_start_the_report_afresh(
+    make_gateway: GatewayFactory, connect: Callable[[Gateway], Stubs]
+) -> None:
+    stubs = connect(await make_gateway())
+    for i in range(5):
+        await stubs.classifier.Classify(through(key=f"k{i}"))
+    request = experiments_pb2.GetExperimentReportRequest(name=EXPERIMENT)
+    assert sum(a.requests for a in (await stubs.experiments.GetExperimentReport(request)).arms) == 5
+    (current,) = (await listed(stubs)).values()
+    kept = admin_pb2.UpdateExperimentRequest(experiment=current)
+    await stubs.admin.UpdateExperiment(kept, metadata=ADMIN)
+    assert sum(a.requests for a in (await stubs.experiments.GetExperimentReport(request)).arms) == 5
+    fresh = admin_pb2.UpdateExperimentRequest(experiment=current, restart=True)
+    restarted = await stubs.admin.UpdateExperiment(fresh, metadata=ADMIN)
+    assert restarted.started_at.ToDatetime() > current.started_at.ToDatetime()
+    assert sum(a.requests for a in (await stubs.experiments.GetExperimentReport(request)).arms) == 0
+    await stubs.classifier.Classify(through(key="after"))
+    assert sum(a.requests for a in (await stubs.experiments.GetExperimentReport(request)).arms) == 1

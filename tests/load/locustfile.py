@@ -12,7 +12,9 @@ request type ("rejected as expected"), and accepting one is a failure.
 Scenarios (choose with `--tags`, weights below): the `stable` label, an explicit version, the
 `canary` label, the experiment (a routing key per user, so stickiness is exercised), a mix of
 real formats and sizes (32x32 PNGs to an 8-megapixel JPEG), `ClassifyStream` with 16 images per
-call, and a small share of invalid inputs. For each scenario the model version and arm that
+call, and a small share of invalid inputs. Calls through the experiment are CIFAR-10 test images
+whose labels go back as `Feedback` (its own request type), so the experiment's verdict has
+ground truth, as it would in production. For each scenario the model version and arm that
 served are counted; `served.csv` (totals) and `served_history.csv` (per second) are written
 beside locust's CSV files, so a run shows the traffic split it saw, e.g. during a rollout.
 """
@@ -66,7 +68,8 @@ class Images:
     an 8-megapixel JPEG made from a real photo, and files the gateway must refuse."""
 
     def __init__(self, cifar_dir: Path, odd_dir: Path) -> None:
-        self.small = [_png(p) for p in _cifar_pixels(cifar_dir, 64)]
+        pixels, self.labels = _cifar(cifar_dir, 256)
+        self.small = [_png(p) for p in pixels]
         manifest = _manifest(odd_dir)
         decodes = [n for n, what in manifest.items() if what.startswith("decodes")]
         refused = [n for n, what in manifest.items() if what.startswith("must be rejected")]
@@ -88,17 +91,23 @@ class Images:
     def pick_small(self) -> bytes:
         return random.choice(self.small)
 
+    def pick_labelled(self) -> tuple[bytes, int | None]:
+        index = random.randrange(len(self.small))
+        return self.small[index], self.labels[index] if self.labels else None
 
-def _cifar_pixels(cifar_dir: Path, count: int) -> list[np.ndarray]:
+
+def _cifar(cifar_dir: Path, count: int) -> tuple[list[np.ndarray], list[int]]:
+    """CIFAR-10 test images and their labels (random pixels, no labels, without the data)."""
     batch = cifar_dir / "test_batch"
     if not batch.is_file():
         rng = np.random.default_rng(0)
-        return [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(count)]
+        return [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(count)], []
     import pickle
 
     with batch.open("rb") as handle:
-        data = pickle.load(handle, encoding="bytes")[b"data"][:count]
-    return [row.reshape(3, 32, 32).transpose(1, 2, 0) for row in data]
+        raw = pickle.load(handle, encoding="bytes")
+    pixels = [row.reshape(3, 32, 32).transpose(1, 2, 0) for row in raw[b"data"][:count]]
+    return pixels, [int(label) for label in raw[b"labels"][:count]]
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -262,12 +271,27 @@ class GatewayUser(User):
     @tag("experiment")
     @task(4)
     def experiment_call(self) -> None:
-        self._classify(
-            "Classify experiment",
-            self.images.pick_small(),
-            experiment=self.experiment,
-            routing_key=self.key,
-        )
+        """Through the experiment, then the test label as ground truth (when there is one)."""
+        image, label = self.images.pick_labelled()
+        started = time.perf_counter()
+        try:
+            result = self.client.classify(
+                image, top_k=1, experiment=self.experiment, routing_key=self.key
+            )
+        except ServerError as error:
+            self._report("Classify experiment", started, error)
+            return
+        SERVED.add("Classify experiment", result.version, result.arm)
+        self._report("Classify experiment", started, None)
+        if label is None:
+            return
+        started = time.perf_counter()
+        try:
+            self.client.feedback(result.request_id, label)
+        except ServerError as error:
+            self._report("Feedback", started, error)
+            return
+        self._report("Feedback", started, None)
 
     @tag("formats")
     @task(2)

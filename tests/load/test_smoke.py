@@ -27,6 +27,8 @@ SCENARIOS = {
     "ClassifyStream x16",
     "Invalid input (rejected as expected)",
 }
+if (REPO.parent / "shared/datasets/cifar-10-batches-py/test_batch").is_file():
+    SCENARIOS.add("Feedback")  # the test labels of the images sent through the experiment
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_a_short_run_of_every_scenario_has_no_failed_call(stack: int, tmp_path: 
     with (folder / "locust_served.csv").open() as handle:
         served = list(csv.DictReader(handle))
     by_scenario = {row["scenario"] for row in served}
-    assert SCENARIOS - {"Invalid input (rejected as expected)"} <= by_scenario
+    assert SCENARIOS - {"Invalid input (rejected as expected)", "Feedback"} <= by_scenario
     arms = {row["arm"] for row in served if row["scenario"] == "Classify experiment"}
     assert arms and arms <= {"stable", "canary"}
     assert "0 failed" in result.stdout

@@ -226,6 +226,7 @@ class AsyncClient(BaseClient):
         experiment: Experiment,
         *,
         expected_revision: int | None = None,
+        restart: bool = False,
         timeout: TimeoutTypes = USE_CLIENT_DEFAULT,
     ) -> Experiment:
         """Replaces a running experiment's definition (Admin API: needs `admin_token`).
@@ -233,7 +234,7 @@ class AsyncClient(BaseClient):
         With `expected_revision`, the change is refused (ServerError ABORTED) if the
         experiment changed since that revision.
         """
-        request = _xconvert.update_request(experiment, expected_revision)
+        request = _xconvert.update_request(experiment, expected_revision, restart)
         with translate_errors():
             response = await self._admin.UpdateExperiment(
                 request, timeout=self._deadline(timeout), metadata=self._admin_metadata()

@@ -104,12 +104,14 @@ def create_request(experiment: Experiment) -> admin_pb2.CreateExperimentRequest:
 
 
 def update_request(
-    experiment: Experiment, expected_revision: int | None
+    experiment: Experiment, expected_revision: int | None, restart: bool = False
 ) -> admin_pb2.UpdateExperimentRequest:
     if expected_revision is not None and expected_revision <= 0:
         raise InvalidInput("expected_revision must be a positive revision number")
     return admin_pb2.UpdateExperimentRequest(
-        experiment=experiment_message(experiment), expected_revision=expected_revision or 0
+        experiment=experiment_message(experiment),
+        expected_revision=expected_revision or 0,
+        restart=restart,
     )
 
 

@@ -243,14 +243,16 @@ class Client(BaseClient):
         experiment: Experiment,
         *,
         expected_revision: int | None = None,
+        restart: bool = False,
         timeout: TimeoutTypes = USE_CLIENT_DEFAULT,
     ) -> Experiment:
         """Replaces a running experiment's definition (Admin API: needs `admin_token`).
 
         With `expected_revision`, the change is refused (ServerError ABORTED) if the
-        experiment changed since that revision.
+        experiment changed since that revision. With `restart`, the experiment's report and
+        verdict start afresh: only calls from now on count.
         """
-        request = _xconvert.update_request(experiment, expected_revision)
+        request = _xconvert.update_request(experiment, expected_revision, restart)
         with translate_errors():
             response = self._admin.UpdateExperiment(
                 request, timeout=self._deadline(timeout), metadata=self._admin_metadata()

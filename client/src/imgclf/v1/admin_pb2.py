@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from imgclf.v1 import experiments_pb2 as imgclf_dot_v1_dot_experiments__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15imgclf/v1/admin.proto\x12\timgclf.v1\x1a\x1bimgclf/v1/experiments.proto\"D\n\x17\x43reateExperimentRequest\x12)\n\nexperiment\x18\x01 \x01(\x0b\x32\x15.imgclf.v1.Experiment\"_\n\x17UpdateExperimentRequest\x12)\n\nexperiment\x18\x01 \x01(\x0b\x32\x15.imgclf.v1.Experiment\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x03\"$\n\x14\x45ndExperimentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xee\x01\n\x05\x41\x64min\x12M\n\x10\x43reateExperiment\x12\".imgclf.v1.CreateExperimentRequest\x1a\x15.imgclf.v1.Experiment\x12M\n\x10UpdateExperiment\x12\".imgclf.v1.UpdateExperimentRequest\x1a\x15.imgclf.v1.Experiment\x12G\n\rEndExperiment\x12\x1f.imgclf.v1.EndExperimentRequest\x1a\x15.imgclf.v1.Experimentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15imgclf/v1/admin.proto\x12\timgclf.v1\x1a\x1bimgclf/v1/experiments.proto\"D\n\x17\x43reateExperimentRequest\x12)\n\nexperiment\x18\x01 \x01(\x0b\x32\x15.imgclf.v1.Experiment\"p\n\x17UpdateExperimentRequest\x12)\n\nexperiment\x18\x01 \x01(\x0b\x32\x15.imgclf.v1.Experiment\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x03\x12\x0f\n\x07restart\x18\x03 \x01(\x08\"$\n\x14\x45ndExperimentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xee\x01\n\x05\x41\x64min\x12M\n\x10\x43reateExperiment\x12\".imgclf.v1.CreateExperimentRequest\x1a\x15.imgclf.v1.Experiment\x12M\n\x10UpdateExperiment\x12\".imgclf.v1.UpdateExperimentRequest\x1a\x15.imgclf.v1.Experiment\x12G\n\rEndExperiment\x12\x1f.imgclf.v1.EndExperimentRequest\x1a\x15.imgclf.v1.Experimentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEEXPERIMENTREQUEST']._serialized_start=65
   _globals['_CREATEEXPERIMENTREQUEST']._serialized_end=133
   _globals['_UPDATEEXPERIMENTREQUEST']._serialized_start=135
-  _globals['_UPDATEEXPERIMENTREQUEST']._serialized_end=230
-  _globals['_ENDEXPERIMENTREQUEST']._serialized_start=232
-  _globals['_ENDEXPERIMENTREQUEST']._serialized_end=268
-  _globals['_ADMIN']._serialized_start=271
-  _globals['_ADMIN']._serialized_end=509
+  _globals['_UPDATEEXPERIMENTREQUEST']._serialized_end=247
+  _globals['_ENDEXPERIMENTREQUEST']._serialized_start=249
+  _globals['_ENDEXPERIMENTREQUEST']._serialized_end=285
+  _globals['_ADMIN']._serialized_start=288
+  _globals['_ADMIN']._serialized_end=526
 # @@protoc_insertion_point(module_scope)

@@ -47,8 +47,13 @@ class UpdateExperimentRequest(_message.Message):
 
     EXPERIMENT_FIELD_NUMBER: _builtins.int
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
+    RESTART_FIELD_NUMBER: _builtins.int
     expected_revision: _builtins.int
     """Refuse the change (ABORTED) unless the stored revision is this one; 0 accepts any."""
+    restart: _builtins.bool
+    """Start the experiment afresh: its report and verdict count only the calls from now on (a
+    rollout does this before a new version joins an arm, so no earlier version's data mixes in).
+    """
     @_builtins.property
     def experiment(self) -> _experiments_pb2.Experiment: ...
     def __init__(
@@ -56,10 +61,11 @@ class UpdateExperimentRequest(_message.Message):
         *,
         experiment: _experiments_pb2.Experiment | None = ...,
         expected_revision: _builtins.int = ...,
+        restart: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_revision", b"expected_revision", "experiment", b"experiment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_revision", b"expected_revision", "experiment", b"experiment", "restart", b"restart"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

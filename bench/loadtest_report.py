@@ -1,0 +1,186 @@
+"""Turns a load-test run folder (`tests/load/run.py`'s output) into docs: the figures per scenario
+and charts drawn from locust's per-second CSV history and the served-version counts.
+
+    python -m bench.loadtest_report --run runs/loadtest/<time> --out docs --name loadtest
+        [--rollout-events rollout.json]     (a rollout's `status --json`, to mark its steps)
+
+Writes `docs/<name>.md` and `docs/<name>/*.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def stats_table(run: Path) -> list[str]:
+    lines = [
+        "| scenario | requests | failures | req/s | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in _rows(run / "locust_stats.csv"):
+        name = row["Name"] if row["Name"] != "Aggregated" else "**all**"
+        lines.append(
+            f"| {name} | {int(row['Request Count']):,} | {int(row['Failure Count']):,} | "
+            f"{_float(row['Requests/s']):.1f} | {row['50%']} | {row['95%']} | {row['99%']} | "
+            f"{_float(row['Max Response Time']):.0f} |"
+        )
+    return lines
+
+
+def served_table(run: Path) -> list[str]:
+    lines = ["| scenario | version | arm | calls |", "|---|---:|---|---:|"]
+    for row in _rows(run / "locust_served.csv"):
+        lines.append(
+            f"| {row['scenario']} | {row['version']} | {row['arm'] or '—'} | "
+            f"{int(row['calls']):,} |"
+        )
+    return lines
+
+
+def _history(run: Path) -> list[dict[str, str]]:
+    return [r for r in _rows(run / "locust_stats_history.csv") if r["Name"] == "Aggregated"]
+
+
+def charts(run: Path, out: Path, steps: list[tuple[float, str]]) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    history = _history(run)
+    start = _float(history[0]["Timestamp"]) if history else 0.0
+    t = [_float(r["Timestamp"]) - start for r in history]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    top.plot(t, [_float(r["Requests/s"]) for r in history], label="requests/s")
+    top.plot(t, [_float(r["Failures/s"]) for r in history], label="failures/s", color="red")
+    top.set_ylabel("per second")
+    top.legend(loc="lower right")
+    twin = top.twinx()
+    twin.plot(t, [_float(r["User Count"]) for r in history], color="grey", linestyle=":")
+    twin.set_ylabel("users", color="grey")
+    for key in ("50%", "95%", "99%"):
+        bottom.plot(t, [_float(r[key]) for r in history], label=f"p{key[:-1]}")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("seconds since start")
+    bottom.legend(loc="upper right")
+    for at, label in steps:
+        for axis in (top, bottom):
+            axis.axvline(at - start, color="purple", alpha=0.3)
+        top.text(at - start, top.get_ylim()[1] * 0.95, label, rotation=90, fontsize=7, va="top")
+    fig.suptitle("Locust run: throughput, failures and latency over time")
+    fig.tight_layout()
+    fig.savefig(out / "locust-history.png", dpi=110)
+    plt.close(fig)
+    pictures = ["locust-history.png"]
+    served = _rows(run / "locust_served_history.csv")
+    if served:
+        pictures.append(_served_chart(served, start, out, steps))
+    return pictures
+
+
+def _served_chart(
+    served: list[dict[str, str]], start: float, out: Path, steps: list[tuple[float, str]]
+) -> str:
+    """Calls per second by version (and arm) for the experiment and the labels, over time."""
+    totals: dict[str, dict[float, float]] = defaultdict(dict)
+    for row in served:
+        scenario = row["scenario"]
+        if scenario not in (
+            "Classify experiment",
+            "Classify label stable",
+            "Classify label canary",
+        ):
+            continue
+        short = scenario.removeprefix("Classify ").replace("label ", "")
+        series = f"{short}: v{row['version']}" + (f" ({row['arm']})" if row["arm"] else "")
+        at = float(row["time"])
+        totals[series][at] = totals[series].get(at, 0) + float(row["calls_so_far"])
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for series, points in sorted(totals.items()):
+        times = sorted(points)
+        rates = [0.0] + [
+            (points[b] - points[a]) / (b - a) for a, b in itertools.pairwise(times) if b > a
+        ]
+        ax.plot([x - start for x in times[: len(rates)]], rates, label=series)
+    for at, label in steps:
+        ax.axvline(at - start, color="purple", alpha=0.3)
+        ax.text(at - start, ax.get_ylim()[1] * 0.95, label, rotation=90, fontsize=7, va="top")
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("calls/s")
+    ax.set_title("Who served the calls: version (and experiment arm), per second")
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "served-versions.png", dpi=110)
+    plt.close(fig)
+    return "served-versions.png"
+
+
+def rollout_steps(path: Path | None) -> list[tuple[float, str]]:
+    if path is None:
+        return []
+    history: list[dict[str, Any]] = json.loads(path.read_text())["history"]
+    marks = []
+    for event in history:
+        at = datetime.fromisoformat(event["time"]).timestamp()
+        if event["event"] == "weights":
+            marks.append(
+                (at, f"canary {event['canary']:g}%" + (" +shadow" if event["shadow"] else ""))
+            )
+        elif event["event"] in ("promoted", "rolled_back", "rejected"):
+            marks.append((at, event["event"]))
+    return marks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--name", default="loadtest")
+    parser.add_argument("--title", default="Load test")
+    parser.add_argument("--intro", default="")
+    parser.add_argument("--rollout-events", type=Path)
+    args = parser.parse_args()
+    pictures = charts(args.run, args.out / args.name, rollout_steps(args.rollout_events))
+    lines = [
+        f"# {args.title}",
+        "",
+        args.intro,
+        "",
+        "## Figures",
+        "",
+        *stats_table(args.run),
+        "",
+        "## Who served the calls",
+        "",
+        *served_table(args.run),
+        "",
+        "## Charts",
+        "",
+    ]
+    lines += [f"![{p}]({args.name}/{p})" for p in pictures]
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print(args.out / f"{args.name}.md")
+
+
+if __name__ == "__main__":
+    main()
