@@ -299,25 +299,7 @@ class RolloutDriver:
     async def _start_experiment(self, rollout: StoredRollout, plan: Plan) -> None:
         """All traffic of the rollout's experiment on stable, its report started afresh, so no
         earlier version's answers under the canary arm count in this rollout's analysis."""
-        definition = self._definition(rollout, plan, Weights(100, 0))
-        existing = {e.name: e for e in await self._client.list_experiments()}
-        current = existing.get(rollout.experiment)
-        if current is None:
-            await self._client.create_experiment(definition)
-        else:
-            await self._client.update_experiment(
-                Experiment(
-                    definition.name,
-                    definition.arms,
-                    definition.shadows,
-                    current.analysis,
-                    definition.description,
-                ),
-                expected_revision=current.revision,
-                restart=True,
-            )
-        await self._event(rollout, "experiment", name=rollout.experiment, restarted=True)
-        await asyncio.sleep(plan.settle_s)
+        await self._set_weights(rollout, plan, Weights(100, 0), restart=True)
 
     def _definition(self, rollout: StoredRollout, plan: Plan, weights: Weights) -> Experiment:
         stable = ModelRef(rollout.model, label=plan.stable_label)
@@ -333,7 +315,11 @@ class RolloutDriver:
             description=f"rollout {rollout.id}: {rollout.model} version {rollout.version}",
         )
 
-    async def _set_weights(self, rollout: StoredRollout, plan: Plan, weights: Weights) -> None:
+    async def _set_weights(
+        self, rollout: StoredRollout, plan: Plan, weights: Weights, *, restart: bool = False
+    ) -> None:
+        """Gives the experiment these weights (and the shadow arm or none), then lets every
+        gateway replica catch up (`settle_s`)."""
         definition = self._definition(rollout, plan, weights)
         current = next(
             (e for e in await self._client.list_experiments() if e.name == rollout.experiment),
@@ -342,23 +328,27 @@ class RolloutDriver:
         if current is None:
             await self._client.create_experiment(definition)
         else:
-            arms = {a.name: a.weight for a in current.arms}
-            same = arms == {a.name: a.weight for a in definition.arms} and (
-                [s.name for s in current.shadows] == [s.name for s in definition.shadows]
-            )
-            if not same:
+            same = {a.name: a.weight for a in current.arms} == {
+                a.name: a.weight for a in definition.arms
+            } and [s.name for s in current.shadows] == [s.name for s in definition.shadows]
+            if restart or not same:
+                kept = Experiment(
+                    definition.name,
+                    definition.arms,
+                    definition.shadows,
+                    current.analysis,
+                    definition.description,
+                )
                 await self._client.update_experiment(
-                    Experiment(
-                        definition.name,
-                        definition.arms,
-                        definition.shadows,
-                        current.analysis,
-                        definition.description,
-                    ),
-                    expected_revision=current.revision,
+                    kept, expected_revision=current.revision, restart=restart
                 )
         await self._event(
-            rollout, "weights", stable=weights.stable, canary=weights.canary, shadow=weights.shadow
+            rollout,
+            "weights",
+            stable=weights.stable,
+            canary=weights.canary,
+            shadow=weights.shadow,
+            restarted=restart,
         )
         await asyncio.sleep(plan.settle_s)
 

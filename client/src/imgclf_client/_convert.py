@@ -8,7 +8,7 @@ from __future__ import annotations
 from imgclf.v1 import classifier_pb2
 
 from ._exceptions import InvalidInput, ServerError, from_status
-from ._images import ImageInput, image_field
+from ._images import ImageInput, set_image
 from ._types import Classification, ClassScore, ModelInfo, ModelStatus, ModelVersion
 
 UINT32_MAX = 2**32 - 1
@@ -73,11 +73,7 @@ def classify_request(
         routing_key=routing_key or "",
         request_id=request_id or "",
     )
-    field = image_field(image)
-    if isinstance(field, bytes):
-        request.encoded = field
-    else:
-        request.raw.CopyFrom(field)
+    set_image(request, image)
     return request
 
 

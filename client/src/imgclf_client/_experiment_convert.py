@@ -32,7 +32,7 @@ from ._experiment_types import (
     ShadowReport,
     Verdict,
 )
-from ._images import ImageInput, image_field
+from ._images import ImageInput, set_image
 
 MAX_NAME_LENGTH = 128
 MAX_ARMS = 16
@@ -160,11 +160,7 @@ def compare_request(
     request = classifier_pb2.CompareRequest(
         models=[selector(r) for r in refs], top_k=top_k, request_id=request_id or ""
     )
-    field = image_field(image)
-    if isinstance(field, bytes):
-        request.encoded = field
-    else:
-        request.raw.CopyFrom(field)
+    set_image(request, image)
     return request
 
 

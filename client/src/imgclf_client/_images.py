@@ -22,6 +22,17 @@ ImageInput: TypeAlias = bytes | bytearray | memoryview | str | os.PathLike[str] 
 RAW_CHANNELS = (1, 3, 4)
 
 
+def set_image(
+    request: classifier_pb2.ClassifyRequest | classifier_pb2.CompareRequest, image: ImageInput
+) -> None:
+    """Fills the request's `encoded` or `raw` field with `image`; raises InvalidInput."""
+    field = image_field(image)
+    if isinstance(field, bytes):
+        request.encoded = field
+    else:
+        request.raw.CopyFrom(field)
+
+
 def image_field(image: ImageInput) -> bytes | classifier_pb2.RawImage:
     """The encoded bytes or the raw pixels to send for `image`; raises InvalidInput."""
     if isinstance(image, bytes | bytearray | memoryview):
