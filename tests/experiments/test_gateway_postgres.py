@@ -136,3 +136,37 @@ async def _total_is(stubs: Stubs, count: int) -> bool:
         return totals(await report(stubs))[0] == count
     except grpc.aio.AioRpcError:
         return False
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    )
+
+
+async def test_a_full_buffer_drops_records_and_counts_them_never_a_call(
+    make_gateway: GatewayFactory,
+    connect: Callable[[Gateway], Stubs],
+    pg_url: str,
+    postgres: PostgresCluster,
+) -> None:
+    gateway = await make_gateway(
+        store_url=pg_url, store_timeout_s=1.0, prediction_log_max_pending=5
+    )
+    stubs = connect(gateway)
+    await stubs.classifier.Classify(through(seed=0))
+    await wait_until(lambda: _total_is(stubs, 1), "the first record")
+    postgres.stop()
+    try:
+        answers = [await stubs.classifier.Classify(through(seed=i), timeout=10) for i in range(20)]
+        assert len(answers) == 20
+        assert gateway.metrics_port
+        dropped = 'imgclf_gateway_prediction_log_dropped_total{reason="overflow"}'
+        assert await asyncio.to_thread(metric, gateway.metrics_port, dropped) == 15
+    finally:
+        postgres.start()
+    await wait_until(lambda: _total_is(stubs, 6), "the records kept in the buffer")
