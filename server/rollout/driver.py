@@ -38,6 +38,7 @@ from server.store import (
 )
 
 Emit = Callable[[dict[str, Any]], None]
+TAKE_OVER_ATTEMPTS = 20
 
 
 class RolloutError(Exception):
@@ -106,15 +107,13 @@ class RolloutDriver:
         return await self.run(rollout)
 
     async def rollback(self, model: str, reason: str) -> StoredRollout:
-        rollout = await self._active(model)
-        rollout = await self._transition(rollout, "rolling_back", detail=reason)
+        rollout = await self._take_over(model, "rolling_back", reason)
         await self._event(rollout, "rollback", reason=reason)
         return await self._roll_back(rollout)
 
     async def abort(self, model: str, reason: str) -> StoredRollout:
-        rollout = await self._active(model)
+        rollout = await self._take_over(model, "aborting", reason)
         plan = Plan.from_dict(rollout.plan)
-        rollout = await self._transition(rollout, "aborting", detail=reason)
         await self._set_weights(rollout, plan, Weights(100, 0))
         rollout = await self._transition(rollout, "aborted", detail=f"aborted: {reason}")
         await self._event(rollout, "aborted", reason=reason)
@@ -351,6 +350,16 @@ class RolloutDriver:
             restarted=restart,
         )
         await asyncio.sleep(plan.settle_s)
+
+    async def _take_over(self, model: str, state: str, reason: str) -> StoredRollout:
+        """Moves the model's rollout, whatever step a running driver has it at, into `state`."""
+        for _ in range(TAKE_OVER_ATTEMPTS):
+            rollout = await self._active(model)
+            try:
+                return await self._transition(rollout, state, detail=reason)
+            except TakenOver:
+                await asyncio.sleep(0.05)  # the running driver moved on: try its new state
+        raise RolloutError(f"the rollout of '{model}' keeps changing; try again")
 
     async def _active(self, model: str) -> StoredRollout:
         rollout = await self._store.active_rollout(model)
