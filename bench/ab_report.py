@@ -258,6 +258,12 @@ def write(run: dict[str, Any], model_root: Path, out: Path, xception_note: str) 
         f"| shadow latency p50 / p99 (ms) | {_ms(shadow['latency']['p50_ms'])} / "
         f"{_ms(shadow['latency']['p99_ms'])} |",
         "",
+        f"{primary['requests'] - shadow['requests']:,} of the {primary['requests']:,} copies "
+        "were dropped when the shadow queue was full (the Xception costs the CPU several times "
+        "what the CNN does, and the callers do not wait for it): bounded shadow work, as "
+        "designed, counted in `imgclf_gateway_shadow_requests_total{outcome=\"dropped\"}`. "
+        f"This part ran with {setup.get('shadow_concurrency', '?')} calls in flight.",
+        "",
         *_class_table(paired["primary"], paired["shadow"], ("cnn", "xception")),
         "",
         "![per class, paired](ab/per-class-paired.png)",
@@ -265,6 +271,12 @@ def write(run: dict[str, Any], model_root: Path, out: Path, xception_note: str) 
     ]
     document = out / DOC
     document.write_text("\n".join(lines))
+    summary = {
+        "setup": setup,
+        AB: {"report": report, "verdict_path": ab["verdict_path"]},
+        SHADOWED: {"report": paired_report},
+    }
+    (pictures / "ab-summary.json").write_text(json.dumps(summary, indent=1))
     return document
 
 

@@ -168,13 +168,13 @@ async def main_async(args: argparse.Namespace) -> None:
                     except Exception:
                         await asyncio.sleep(0.5)
             results: dict[str, Any] = {}
-            for name in (AB, SHADOWED):
+            for name, concurrency in ((AB, args.concurrency), (SHADOWED, args.shadow_concurrency)):
                 results[name] = await run_experiment(
                     client,
                     name,
                     images,
                     labels,
-                    concurrency=args.concurrency,
+                    concurrency=concurrency,
                     read_every=args.read_every,
                 )
                 results[name]["report"] = to_plain(await client.experiment_report(name))
@@ -185,6 +185,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "xception_version": args.xception_version,
         "model_root": str(args.model_root),
         "concurrency": args.concurrency,
+        "shadow_concurrency": args.shadow_concurrency,
         "read_every": args.read_every,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +200,13 @@ def main() -> None:
     parser.add_argument("--cifar-dir", type=Path, required=True)
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--shadow-concurrency",
+        type=int,
+        default=2,
+        help="calls in flight in the shadowed experiment: few enough for the slower shadow to "
+        "answer every copy (a full shadow queue drops copies, as it must)",
+    )
     parser.add_argument("--read-every", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("docs/ab/ab-run.json"))
     asyncio.run(main_async(parser.parse_args()))
