@@ -261,7 +261,7 @@ def write(run: dict[str, Any], model_root: Path, out: Path, xception_note: str) 
         f"{primary['requests'] - shadow['requests']:,} of the {primary['requests']:,} copies "
         "were dropped when the shadow queue was full (the Xception costs the CPU several times "
         "what the CNN does, and the callers do not wait for it): bounded shadow work, as "
-        "designed, counted in `imgclf_gateway_shadow_requests_total{outcome=\"dropped\"}`. "
+        'designed, counted in `imgclf_gateway_shadow_requests_total{outcome="dropped"}`. '
         f"This part ran with {setup.get('shadow_concurrency', '?')} calls in flight.",
         "",
         *_class_table(paired["primary"], paired["shadow"], ("cnn", "xception")),
