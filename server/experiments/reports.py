@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from common.statistics import verdict
 from server.experiments.prediction_log import PredictionLog
 from server.experiments.registry import ActiveExperiment, ExperimentRegistry
 from server.experiments.report import ExperimentReport, build_report
@@ -70,33 +71,41 @@ class ReportService:
     ) -> ReportResult:
         await self._log.flush()
         definition = active.definition
+        windowed = since is not None and since > active.started_at
         try:
-            rows = await store.report_rows(definition.name, since=active.started_at)
+            rows = await store.report_rows(
+                definition.name, since=since if windowed else active.started_at
+            )
+            # A window reads only its own rows, and for the verdict only the feedback outcomes
+            # since the start (two columns), not every row of the experiment.
+            outcomes = (
+                await store.feedback_outcomes(
+                    definition.name, definition.arm_names, since=active.started_at
+                )
+                if windowed
+                else None
+            )
         except StoreError as error:
             raise StoreUnavailable.because(error) from error
 
         def build() -> ExperimentReport:
-            now = datetime.now(UTC)
-            whole = build_report(
+            report = build_report(
                 definition.name,
                 definition.arm_names,
                 definition.shadow_names,
                 rows,
                 definition.analysis,
-                now,
+                datetime.now(UTC),
             )
-            if since is None or since <= active.started_at:
-                return whole
-            window = [r for r in rows if r.created_at >= since]
-            part = build_report(
-                definition.name,
-                definition.arm_names,
-                definition.shadow_names,
-                window,
+            if outcomes is None:
+                return report
+            whole = verdict(
+                list(dict.fromkeys(definition.arm_names)),
+                [arm for arm, _ in outcomes],
+                [right for _, right in outcomes],
                 definition.analysis,
-                now,
             )
-            return replace(part, verdict=whole.verdict)
+            return replace(report, verdict=whole)
 
         report = await asyncio.get_running_loop().run_in_executor(None, build)
         result = ReportResult(active, report)

@@ -100,7 +100,9 @@ class GatewaySettings(BaseSettings):
         "off: experiments still route, but nothing is recorded and there are no reports.",
     )
     store_timeout_s: float = Field(
-        2.0, description="Longest any store operation may take before it counts as failed."
+        5.0,
+        description="Longest any store operation may take before it counts as failed (a "
+        "Feedback then answers UNAVAILABLE; the prediction log keeps its records and retries).",
     )
     store_migrate_on_start: bool = Field(
         True,

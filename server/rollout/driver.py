@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imgclf_client import AsyncClient, Experiment, ExperimentArm, ModelRef, ServerError, ShadowArm
+from imgclf_client import (
+    AsyncClient,
+    Experiment,
+    ExperimentArm,
+    ExperimentReport,
+    ModelRef,
+    ServerError,
+    ShadowArm,
+)
 
 from server import model_versions
 from server.model_versions import BackendControl, LoadFailed
@@ -39,6 +48,8 @@ from server.store import (
 
 Emit = Callable[[dict[str, Any]], None]
 TAKE_OVER_ATTEMPTS = 20
+WHOLE_REFRESH_S = 10.0
+WHOLE_REFRESH_POLLS = 5
 
 
 class RolloutError(Exception):
@@ -204,6 +215,9 @@ class RolloutDriver:
                 return None  # a rollback or an abort changed the weights meanwhile
             raise
         started = rollout.step_started_at or datetime.now(UTC)
+        whole: ExperimentReport | None = None
+        whole_at = 0.0
+        refresh_s = min(WHOLE_REFRESH_S, WHOLE_REFRESH_POLLS * plan.poll_interval_s)
         await self._event(
             rollout,
             "step",
@@ -216,9 +230,13 @@ class RolloutDriver:
             if current.state != rollout.state or current.step != rollout.step:
                 return None
             window = await self._client.experiment_report(rollout.experiment, since=started)
-            whole = await self._client.experiment_report(
-                rollout.experiment, since=rollout.created_at
-            )
+            if whole is None or time.monotonic() - whole_at >= refresh_s:
+                # The report since the rollout began (the verdict, stable's latency) changes
+                # slowly and costs the most: it is read every few polls only.
+                whole = await self._client.experiment_report(
+                    rollout.experiment, since=rollout.created_at
+                )
+                whole_at = time.monotonic()
             elapsed = (datetime.now(UTC) - started).total_seconds()
             analysis = analyse(
                 step,

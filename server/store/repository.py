@@ -217,6 +217,35 @@ class ExperimentStore(StoreBase):
 
         return await self._run("read report rows", run)
 
+    async def feedback_outcomes(
+        self, experiment: str, arms: Sequence[str], *, since: datetime | None = None
+    ) -> list[tuple[str, bool]]:
+        """(arm, right) of every OK primary call of `arms` with feedback, in feedback order: all
+        the sequential verdict reads, without the rest of the rows."""
+        statement = (
+            select(predictions.c.arm, predictions.c.predicted_class, feedback.c.true_class)
+            .select_from(
+                predictions.join(feedback, feedback.c.request_id == predictions.c.request_id)
+            )
+            .where(
+                predictions.c.experiment == experiment,
+                predictions.c.role == Role.PRIMARY.value,
+                predictions.c.status == "OK",
+                predictions.c.arm.in_(list(arms)),
+            )
+            .order_by(feedback.c.id)
+        )
+        if since is not None:
+            statement = statement.where(predictions.c.created_at >= aware_utc(since, "since"))
+
+        async def run(conn: AsyncConnection) -> list[tuple[str, bool]]:
+            return [
+                (str(r.arm), r.predicted_class == r.true_class)
+                for r in await conn.execute(statement)
+            ]
+
+        return await self._run("read feedback outcomes", run)
+
     # Experiment definitions.
 
     async def list_experiments(self) -> list[StoredExperiment]:

@@ -37,7 +37,7 @@ grpc_gevent.init_gevent()
 
 import gevent  # noqa: E402
 import numpy as np  # noqa: E402
-from imgclf_client import Client, ServerError  # noqa: E402
+from imgclf_client import Client, NotFound, ServerError  # noqa: E402
 from locust import User, constant, events, tag, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 EXPECTED_REJECTIONS = {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "NOT_FOUND"}
 STREAM_IMAGES = 16
+PIN_REFRESH_S = 5.0
 REJECTED = "Invalid input (rejected as expected)"
 
 
@@ -213,7 +214,9 @@ class GatewayUser(User):
             credentials=_credentials(options),
             max_attempts=1,
         )
-        self.version = options.model_version or self._stable_version()
+        self.pinned = options.model_version
+        self.version = self.pinned or self._stable_version()
+        self.version_at = time.monotonic()
 
     def on_stop(self) -> None:
         self.client.close()
@@ -254,12 +257,31 @@ class GatewayUser(User):
     @tag("version")
     @task(1)
     def explicit_version(self) -> None:
-        self._classify(
-            "Classify explicit version",
-            self.images.pick_small(),
-            model=self.model,
-            version=self.version,
-        )
+        """Pins the version `stable` named when last looked (every few seconds), as a client
+        that pins versions does; once a rollout retires that version, it looks again."""
+        if not self.pinned and time.monotonic() - self.version_at > PIN_REFRESH_S:
+            self.version, self.version_at = self._stable_version(), time.monotonic()
+        image = self.images.pick_small()
+        started = time.perf_counter()
+        try:
+            result = self.client.classify(image, top_k=1, model=self.model, version=self.version)
+        except NotFound as error:
+            if self.pinned:
+                self._report("Classify explicit version", started, error)
+                return
+            self.version, self.version_at = self._stable_version(), time.monotonic()
+            try:
+                result = self.client.classify(
+                    image, top_k=1, model=self.model, version=self.version
+                )
+            except ServerError as retry_error:
+                self._report("Classify explicit version", started, retry_error)
+                return
+        except ServerError as error:
+            self._report("Classify explicit version", started, error)
+            return
+        SERVED.add("Classify explicit version", result.version, result.arm)
+        self._report("Classify explicit version", started, None)
 
     @tag("canary")
     @task(1)
