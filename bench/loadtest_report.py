@@ -2,7 +2,7 @@
 and charts drawn from locust's per-second CSV history and the served-version counts.
 
     python -m bench.loadtest_report --run runs/loadtest/<time> --out docs --name loadtest
-        [--rollout-events rollout.json]     (a rollout's `status --json`, to mark its steps)
+        [--rollout-events rollout.json ...] (rollouts' `status --json`, to mark their steps)
 
 Writes `docs/<name>.md` and `docs/<name>/*.png`.
 """
@@ -16,7 +16,6 @@ import json
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -135,19 +134,18 @@ def _served_chart(
     return "served-versions.png"
 
 
-def rollout_steps(path: Path | None) -> list[tuple[float, str]]:
-    if path is None:
-        return []
-    history: list[dict[str, Any]] = json.loads(path.read_text())["history"]
+def rollout_steps(paths: list[Path]) -> list[tuple[float, str]]:
+    """Marks for the charts: each rollout's weight changes and its outcome."""
     marks = []
-    for event in history:
-        at = datetime.fromisoformat(event["time"]).timestamp()
-        if event["event"] == "weights":
-            marks.append(
-                (at, f"canary {event['canary']:g}%" + (" +shadow" if event["shadow"] else ""))
-            )
-        elif event["event"] in ("promoted", "rolled_back", "rejected"):
-            marks.append((at, event["event"]))
+    for path in paths:
+        for event in json.loads(path.read_text())["history"]:
+            at = datetime.fromisoformat(event["time"]).timestamp()
+            who = f"v{event['version']}"
+            if event["event"] == "weights" and not event.get("restarted"):
+                shadow = " +shadow" if event["shadow"] else ""
+                marks.append((at, f"{who} canary {event['canary']:g}%{shadow}"))
+            elif event["event"] in ("promoted", "rolled_back", "rejected"):
+                marks.append((at, f"{who} {event['event']}"))
     return marks
 
 
@@ -158,7 +156,7 @@ def main() -> None:
     parser.add_argument("--name", default="loadtest")
     parser.add_argument("--title", default="Load test")
     parser.add_argument("--intro", default="")
-    parser.add_argument("--rollout-events", type=Path)
+    parser.add_argument("--rollout-events", type=Path, nargs="*", default=[])
     args = parser.parse_args()
     pictures = charts(args.run, args.out / args.name, rollout_steps(args.rollout_events))
     lines = [

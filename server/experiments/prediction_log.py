@@ -86,8 +86,11 @@ class PredictionLog:
             self._wake.set()
 
     async def flush(self) -> bool:
-        """Writes everything pending now; False when the store refused (records kept)."""
-        return await self._drain()
+        """Writes the records pending now; False when the store refused (records kept).
+
+        Records that arrive meanwhile are left to the writer, so a flush ends under any load.
+        """
+        return await self._drain(len(self._pending))
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stops the writer after a last attempt (bounded by `timeout_s`) to write what is left."""
@@ -114,10 +117,13 @@ class PredictionLog:
             self._wake.clear()
             await self._drain()
 
-    async def _drain(self) -> bool:
+    async def _drain(self, most: int | None = None) -> bool:
+        """Writes at most `most` records (default: those pending once the writer's turn comes)."""
         assert self._sink is not None
         async with self._write_lock:
-            while self._pending:
+            budget = len(self._pending) if most is None else most
+            while self._pending and budget > 0:
+                budget -= min(self._batch_size, len(self._pending))
                 batch = [
                     self._pending.popleft()
                     for _ in range(min(self._batch_size, len(self._pending)))

@@ -72,6 +72,9 @@ class StoreBase:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self._engine = engine
         self._timeout_s = timeout_s
+        # SQLite takes one writer at a time and makes the others sleep and retry: writes from
+        # one process queue here instead, so they never wait on each other inside SQLite.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     async def open(cls, url: str, *, timeout_s: float = 2.0) -> Self:
@@ -101,11 +104,21 @@ class StoreBase:
             return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
 
-    async def _run(self, doing: str, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def _run(
+        self,
+        doing: str,
+        operation: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = False,
+    ) -> T:
         """Runs `operation` in one transaction within the timeout, translating failures."""
         try:
-            async with asyncio.timeout(self._timeout_s), self._engine.begin() as conn:
-                return await operation(conn)
+            async with asyncio.timeout(self._timeout_s):
+                if write and self._write_lock is not None:
+                    async with self._write_lock, self._engine.begin() as conn:
+                        return await operation(conn)
+                async with self._engine.begin() as conn:
+                    return await operation(conn)
         except TimeoutError as exc:
             raise StoreUnavailable(f"{doing}: no answer within {self._timeout_s:g} s") from exc
         except Exception as exc:
@@ -136,7 +149,7 @@ class ExperimentStore(StoreBase):
         async def run(conn: AsyncConnection) -> int:
             return len((await conn.execute(statement, rows)).all())
 
-        return await self._run("insert predictions", run)
+        return await self._run("insert predictions", run, write=True)
 
     async def predictions_for(self, request_id: str) -> list[PredictionRecord]:
         """The primary records of a request id, in every experiment (shadow records left out)."""
@@ -179,7 +192,7 @@ class ExperimentStore(StoreBase):
                     return FeedbackResult(outcome, int(stored))
             raise StoreError(f"add feedback: the feedback of {request_id!r} kept changing")
 
-        return await self._run("add feedback", run)
+        return await self._run("add feedback", run, write=True)
 
     # Reports.
 
@@ -323,7 +336,7 @@ class ExperimentStore(StoreBase):
                 # Another writer got in between our read and our write: read again.
             raise StoreError(f"put experiment: {name!r} kept changing")
 
-        return await self._run("put experiment", run)
+        return await self._run("put experiment", run, write=True)
 
     async def end_experiment(self, name: str) -> StoredExperiment | None:
         """Marks an experiment ended (revision + 1); None when there is no such experiment.
@@ -343,7 +356,7 @@ class ExperimentStore(StoreBase):
             row = ended.first()
             return _experiment(row) if row is not None else await _fetch_experiment(conn, name)
 
-        return await self._run("end experiment", run)
+        return await self._run("end experiment", run, write=True)
 
     # Retention.
 
@@ -363,7 +376,7 @@ class ExperimentStore(StoreBase):
             )
             return int(deleted.rowcount)
 
-        return await self._run("prune", run)
+        return await self._run("prune", run, write=True)
 
 
 def utc_now() -> datetime:

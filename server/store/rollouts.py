@@ -113,7 +113,7 @@ class RolloutStore(StoreBase):
                 # The active rollout ended between our insert and our read: insert again.
             raise StoreError(f"create rollout: the active rollout of {model!r} kept changing")
 
-        return await self._run("create rollout", run)
+        return await self._run("create rollout", run, write=True)
 
     async def update_rollout(
         self,
@@ -171,7 +171,7 @@ class RolloutStore(StoreBase):
                 # The state changed between our update and our read: try again.
             raise StoreError(f"update rollout: rollout {rollout_id} kept changing")
 
-        return await self._run("update rollout", run)
+        return await self._run("update rollout", run, write=True)
 
     async def get_rollout(self, rollout_id: int) -> StoredRollout | None:
         return await self._one("read rollout", rollouts.c.id == rollout_id)
@@ -208,7 +208,7 @@ class RolloutStore(StoreBase):
             if inserted.rowcount == 0:
                 raise RolloutNotFound(rollout_id)
 
-        await self._run("add rollout event", run)
+        await self._run("add rollout event", run, write=True)
 
     async def events(self, rollout_id: int) -> list[RolloutEvent]:
         """The rollout's events in the order they were added (none for an unknown id)."""
