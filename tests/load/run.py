@@ -61,7 +61,7 @@ def _answers(host: str, credentials: grpc.ChannelCredentials | None) -> bool:
             )
         except grpc.RpcError:
             return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def _start_stack(port: int) -> subprocess.Popen[str]:
