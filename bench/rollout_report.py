@@ -1,8 +1,10 @@
 """Draws one rollout, from `python -m server.rollout status --json`: the weights over time and
 every analysis figure against its threshold over time, and writes docs/rollout.md.
 
-    python -m bench.rollout_report --status rollout.json --loadtest docs/rollout-load.md \
-        --out docs
+    python -m bench.rollout_report --status rollout.json --out docs [--name rollout] \
+        [--title "..."] [--intro "..."] [--load "markdown"]
+
+Writes `docs/<name>.md` and `docs/<name>/rollout-timeline.png`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def _at(event: dict[str, Any]) -> float:
 
 
 def draw(status: dict[str, Any], out: Path) -> None:
+    """The weights step by step, then each analysis figure against its threshold."""
     history = status["history"]
     start = _at(history[0])
     weights = [e for e in history if e["event"] == "weights"]
@@ -108,14 +111,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--status", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--name", default="rollout")
+    parser.add_argument("--title", default="One real rollout")
     parser.add_argument("--intro", default="")
     parser.add_argument("--load", default="", help="markdown of the load run during the rollout")
     args = parser.parse_args()
     status = json.loads(args.status.read_text())
-    draw(status, args.out / "rollout")
+    draw(status, args.out / args.name)
     history = status["history"]
     lines = [
-        "# One real rollout",
+        f"# {args.title}",
         "",
         args.intro,
         "",
@@ -123,7 +128,7 @@ def main() -> None:
         f"{' -> '.join(status['steps'])} -> promote; final state **{status['state']}** "
         f"({status['detail']}).",
         "",
-        "![rollout timeline](rollout/rollout-timeline.png)",
+        f"![rollout timeline]({args.name}/rollout-timeline.png)",
         "",
         "The last analysis of each step:",
         "",
@@ -141,8 +146,8 @@ def main() -> None:
         "",
         args.load,
     ]
-    (args.out / "rollout.md").write_text("\n".join(lines) + "\n")
-    print(args.out / "rollout.md")
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print(args.out / f"{args.name}.md")
 
 
 if __name__ == "__main__":

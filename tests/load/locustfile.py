@@ -85,7 +85,8 @@ class Images:
         photo = odd_dir / "jpeg_exif_orientation8_photo.jpg"
         if photo.is_file():
             self.photos.append(_upscaled_jpeg(photo, 3000))
-        chosen = [n for n in refused if (odd_dir / n).stat().st_size < 1_000_000][:12]
+        # Empty files are left out: the client itself refuses them, so the gateway never would.
+        chosen = [n for n in refused if 0 < (odd_dir / n).stat().st_size < 1_000_000][:12]
         self.invalid = [(odd_dir / n).read_bytes() for n in chosen] or [b"not an image"]
         self.mixed = self.small[:8] + self.photos
 

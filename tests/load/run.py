@@ -94,13 +94,18 @@ def _stop_stack(stack: subprocess.Popen[str]) -> None:
             stack.kill()
 
 
-def _aggregate(stats_csv: Path) -> dict[str, float]:
+def _aggregate(stats_csv: Path, exceptions_csv: Path) -> dict[str, float]:
     with stats_csv.open() as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     total = rows["Aggregated"]
     requests = float(total["Request Count"])
+    task_errors = 0.0
+    if exceptions_csv.is_file():
+        with exceptions_csv.open() as handle:
+            task_errors = sum(float(row["Count"]) for row in csv.DictReader(handle))
     return {
         "requests": requests,
+        "task_errors": task_errors,
         "failures": float(total["Failure Count"]),
         "failure_ratio": float(total["Failure Count"]) / requests if requests else 1.0,
         "rps": float(total["Requests/s"]),
@@ -115,6 +120,9 @@ def check(figures: dict[str, float], limits: dict[str, float]) -> list[str]:
     missed = []
     if figures["requests"] == 0:
         missed.append("no request completed")
+    if figures.get("task_errors", 0.0) > 0:
+        # A task that raised made no call that locust could count: never a pass.
+        missed.append(f"{figures['task_errors']:.0f} task errors (see locust_exceptions.csv)")
     if figures["failure_ratio"] > limits.get("max_failure_ratio", 0.0):
         missed.append(
             f"failure ratio {figures['failure_ratio']:.4f} > {limits.get('max_failure_ratio', 0.0)}"
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if done.returncode != 0 or not stats.is_file():
         print(f"error: locust failed ({done.returncode}); see {folder}", file=sys.stderr)
         return 2
-    figures = _aggregate(stats)
+    figures = _aggregate(stats, folder / "locust_exceptions.csv")
     missed = check(figures, profiles[args.profile])
     print(
         f"[loadtest] {figures['requests']:.0f} requests, {figures['failures']:.0f} failed, "
