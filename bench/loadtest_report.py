@@ -3,6 +3,7 @@ and charts drawn from locust's per-second CSV history and the served-version cou
 
     python -m bench.loadtest_report --run runs/loadtest/<time> --out docs --name loadtest
         [--rollout-events rollout.json ...] (rollouts' `status --json`, to mark their steps)
+        [--sweep RUN ...]                   (runs at other numbers of users, one line each)
 
 Writes `docs/<name>.md` and `docs/<name>/*.png`.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
 from collections import defaultdict
 from datetime import datetime
@@ -60,6 +60,26 @@ def served_table(run: Path) -> list[str]:
     return lines
 
 
+def sweep_table(runs: list[Path]) -> list[str]:
+    """One line per run (all requests together), by the number of users it ran."""
+    lines = [
+        "| users | requests | failures | req/s | p50 ms | p95 ms | p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    measured = []
+    for run in runs:
+        total = next(r for r in _rows(run / "locust_stats.csv") if r["Name"] == "Aggregated")
+        users = max(int(_float(r["User Count"])) for r in _history(run))
+        measured.append((users, total))
+    for users, total in sorted(measured, key=lambda pair: pair[0]):
+        lines.append(
+            f"| {users} | {int(total['Request Count']):,} | {int(total['Failure Count']):,} | "
+            f"{_float(total['Requests/s']):.1f} | {total['50%']} | {total['95%']} | "
+            f"{total['99%']} |"
+        )
+    return lines
+
+
 def _history(run: Path) -> list[dict[str, str]]:
     return [r for r in _rows(run / "locust_stats_history.csv") if r["Name"] == "Aggregated"]
 
@@ -97,37 +117,54 @@ def charts(run: Path, out: Path, steps: list[tuple[float, str]]) -> list[str]:
     return pictures
 
 
+SMOOTHING_S = 5.0
+
+
 def _served_chart(
     served: list[dict[str, str]], start: float, out: Path, steps: list[tuple[float, str]]
 ) -> str:
-    """Calls per second by version (and arm) for the experiment and the labels, over time."""
-    totals: dict[str, dict[float, float]] = defaultdict(dict)
+    """Calls per second by version (and arm), over time: through the experiment above, by
+    label below; rates over `SMOOTHING_S` windows."""
+    panels: dict[str, dict[str, dict[float, float]]] = {
+        "Classify experiment": defaultdict(dict),
+        "labels": defaultdict(dict),
+    }
     for row in served:
         scenario = row["scenario"]
-        if scenario not in (
-            "Classify experiment",
-            "Classify label stable",
-            "Classify label canary",
-        ):
+        if scenario == "Classify experiment":
+            series = f"v{row['version']} ({row['arm']} arm)"
+            totals = panels[scenario]
+        elif scenario in ("Classify label stable", "Classify label canary"):
+            series = f"{scenario.removeprefix('Classify label ')}: v{row['version']}"
+            totals = panels["labels"]
+        else:
             continue
-        short = scenario.removeprefix("Classify ").replace("label ", "")
-        series = f"{short}: v{row['version']}" + (f" ({row['arm']})" if row["arm"] else "")
         at = float(row["time"])
         totals[series][at] = totals[series].get(at, 0) + float(row["calls_so_far"])
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    for series, points in sorted(totals.items()):
-        times = sorted(points)
-        rates = [0.0] + [
-            (points[b] - points[a]) / (b - a) for a, b in itertools.pairwise(times) if b > a
-        ]
-        ax.plot([x - start for x in times[: len(rates)]], rates, label=series)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    titles = ("through the experiment (by arm)", "by label")
+    for ax, totals, title in zip(axes, panels.values(), titles, strict=True):
+        for series, points in sorted(totals.items()):
+            times = sorted(points)
+            xs, rates = [times[0] - start], [0.0]
+            last = times[0]
+            for at in times[1:]:
+                if at - last >= SMOOTHING_S:
+                    xs.append(at - start)
+                    rates.append((points[at] - points[last]) / (at - last))
+                    last = at
+            ax.plot(xs, rates, label=series)
+        ax.set_ylabel("calls/s")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        for at, _label in steps:
+            ax.axvline(at - start, color="purple", alpha=0.3)
     for at, label in steps:
-        ax.axvline(at - start, color="purple", alpha=0.3)
-        ax.text(at - start, ax.get_ylim()[1] * 0.95, label, rotation=90, fontsize=7, va="top")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("calls/s")
-    ax.set_title("Who served the calls: version (and experiment arm), per second")
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+        axes[0].text(
+            at - start, axes[0].get_ylim()[1] * 0.98, label, rotation=90, fontsize=7, va="top"
+        )
+    axes[-1].set_xlabel("seconds since start")
+    fig.suptitle(f"Who served the calls: version per second ({SMOOTHING_S:g} s windows)")
     fig.tight_layout()
     fig.savefig(out / "served-versions.png", dpi=110)
     plt.close(fig)
@@ -157,6 +194,7 @@ def main() -> None:
     parser.add_argument("--title", default="Load test")
     parser.add_argument("--intro", default="")
     parser.add_argument("--rollout-events", type=Path, nargs="*", default=[])
+    parser.add_argument("--sweep", type=Path, nargs="*", default=[], help="runs at other loads")
     args = parser.parse_args()
     pictures = charts(args.run, args.out / args.name, rollout_steps(args.rollout_events))
     lines = [
@@ -168,6 +206,11 @@ def main() -> None:
         "",
         *stats_table(args.run),
         "",
+        *(
+            ["## The same mix at other numbers of users", "", *sweep_table(args.sweep), ""]
+            if args.sweep
+            else []
+        ),
         "## Who served the calls",
         "",
         *served_table(args.run),
