@@ -26,6 +26,31 @@ def run_cell(
     """Loads `spec.target` with `spec.concurrency` workers over `processes` processes; `path`
     is the key of the path under test (`bench.results.PATHS`). The servers in `watch`
     (name -> pid) have their CPU use over the measured window recorded."""
+    parts, server_cores = run_load(path, spec, processes, log_dir, watch)
+    return summarise(path, spec.concurrency, parts, spec.duration_s, server_cores)
+
+
+def run_paired_cell(
+    paths: list[str], spec: LoadSpec, processes: int, log_dir: Path, watch: dict[str, int]
+) -> list[CellResult]:
+    """One window of interleaved kinds of call (`spec.kinds == len(paths)`): a cell per kind,
+    the servers' CPU use of the window shared out by calls (each row then shows the mix's CPU
+    per request)."""
+    parts, server_cores = run_load("-".join(paths), spec, processes, log_dir, watch)
+    total = sum(p.completed for p in parts) or 1
+    cells = []
+    for kind, path in enumerate(paths):
+        mine = [p.of_kind(kind) for p in parts]
+        share = sum(p.completed for p in mine) / total
+        cores = {name: used * share for name, used in server_cores.items()}
+        cells.append(summarise(path, spec.concurrency, mine, spec.duration_s, cores))
+    return cells
+
+
+def run_load(
+    path: str, spec: LoadSpec, processes: int, log_dir: Path, watch: dict[str, int]
+) -> tuple[list[LoadResult], dict[str, float]]:
+    """The generators' results of one window and the cores each watched server used in it."""
     count = max(1, min(processes, spec.concurrency))
     shares = [spec.concurrency // count + (i < spec.concurrency % count) for i in range(count)]
     specs = [
@@ -59,7 +84,7 @@ def run_cell(
     finally:
         for child in children:
             stop(child, grace_s=2)
-    return summarise(path, spec.concurrency, parts, spec.duration_s, server_cores)
+    return parts, server_cores
 
 
 def _watch_window(

@@ -5,7 +5,9 @@
 gRPC: one `grpc.aio` channel for the whole process, bytes in and bytes out (no protobuf work per
 call). HTTP: one keep-alive connection per worker, opened before the start (HTTP/1.1 carries one
 request at a time per connection). Workers send back to back, each cycling through the bodies
-from its own offset.
+from its own offset. With `kinds` > 1 the bodies interleave that many kinds of call (body i is
+of kind i % kinds) and every counted call keeps its kind, so one window measures them side by
+side under the same load.
 
 Protocol with the orchestrator: the process connects, prints `ready`, reads the start time
 (`time.monotonic()`, one clock for every process on the machine) from stdin, then warms up for
@@ -45,6 +47,7 @@ class LoadSpec:
     duration_s: float
     offset: int = 0  # first body index of this process's workers
     timeout_s: float = 30.0
+    kinds: int = 1  # the bodies alternate between this many kinds of call (body index % kinds)
 
 
 class HttpError(Exception):
@@ -100,7 +103,8 @@ async def _run(spec: LoadSpec) -> LoadResult:
         async def worker(index: int, send: Send) -> None:
             position = spec.offset + index
             while (began := time.monotonic()) < measure_to:
-                body = bodies[position % len(bodies)]
+                at = position % len(bodies)
+                body, kind = bodies[at], at % spec.kinds
                 position += spec.concurrency
                 error = None
                 try:
@@ -118,8 +122,12 @@ async def _run(spec: LoadSpec) -> LoadResult:
                 if error is None:
                     result.completed += 1
                     result.latencies_us.append(round((ended - began) * 1e6))
+                    if spec.kinds > 1:
+                        result.call_kinds.append(kind)
                 else:
                     result.errors += 1
+                    if spec.kinds > 1:
+                        result.error_kinds.append(kind)
                     if len(result.error_samples) < 5:
                         result.error_samples.append(_describe(error))
 

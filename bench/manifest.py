@@ -32,7 +32,8 @@ class Blobs:
     """Files of request bodies (`bench.blobs`), one per kind of request."""
 
     classify: str
-    classify_experiment: str
+    classify_paired: str
+    """By model name and through the experiment, alternating (bench.requests.interleaved)."""
     predict: str
     flask: str
     noop_response: str

@@ -51,7 +51,10 @@ def prepare(args: argparse.Namespace) -> Manifest:
     experiments.write_text(requests.experiments_file(EXPERIMENT, model.name, model.version))
     bodies = {
         "classify": requests.classify_requests(images, model.name),
-        "classify_experiment": requests.experiment_requests(images, EXPERIMENT),
+        "classify_paired": requests.interleaved(
+            requests.classify_requests(images, model.name),
+            requests.experiment_requests(images, EXPERIMENT),
+        ),
         "predict": requests.predict_requests(images, model.name, model.version, size),
         "flask": requests.flask_requests(images),
         "noop_response": [requests.classify_response_like()],

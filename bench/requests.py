@@ -56,6 +56,13 @@ def experiment_requests(images: list[EncodedImage], experiment: str, top_k: int 
     ]
 
 
+def interleaved(*kinds: list[bytes]) -> list[bytes]:
+    """The bodies of each kind in turn (a0, b0, a1, b1, ...): body i is of kind i % len(kinds)."""
+    if len({len(bodies) for bodies in kinds}) != 1:
+        raise ValueError("every kind needs as many bodies")
+    return [body for bodies in zip(*kinds, strict=True) for body in bodies]
+
+
 def experiments_file(experiment: str, model: str, version: int) -> str:
     """An experiment of two arms serving the same version, so only routing differs."""
     arms = ", ".join(

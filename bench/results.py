@@ -38,6 +38,26 @@ class LoadResult:
     latencies_us: list[int] = field(default_factory=list)
     cpu_s: float = 0.0
     window_s: float = 0.0
+    call_kinds: list[int] = field(default_factory=list)
+    """With interleaved kinds of call: the kind of each entry of `latencies_us`."""
+    error_kinds: list[int] = field(default_factory=list)
+    """With interleaved kinds of call: the kind of each error."""
+
+    def of_kind(self, kind: int) -> LoadResult:
+        """The calls of one kind only (the generator's CPU shared out by calls)."""
+        latencies = [
+            us for us, k in zip(self.latencies_us, self.call_kinds, strict=True) if k == kind
+        ]
+        errors = self.error_kinds.count(kind)
+        share = (len(latencies) + errors) / max(1, self.completed + self.errors)
+        return LoadResult(
+            completed=len(latencies),
+            errors=errors,
+            error_samples=self.error_samples,
+            latencies_us=latencies,
+            cpu_s=self.cpu_s * share,
+            window_s=self.window_s,
+        )
 
 
 @dataclass

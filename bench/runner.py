@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import cpu, gateway_stats, report
 from bench.blobs import read_blobs
-from bench.cells import run_cell
+from bench.cells import run_cell, run_paired_cell
 from bench.flask_deps import flask_pythonpath
 from bench.loadgen import LoadSpec
 from bench.manifest import Manifest
@@ -35,7 +35,7 @@ from bench.results import (
 from bench.servers import Server, ServerGroup, free_port, log_tail, spawn, stop
 
 EXPERIMENT_CONCURRENCIES = (1, 32)
-EXPERIMENT_REPEATS = 3
+EXPERIMENT_WINDOWS = 3  # the interleaved e) window lasts this many cells' durations
 
 
 def say(text: str) -> None:
@@ -162,9 +162,10 @@ class Runner:
         servers.stop(host)
 
     def run_experiment_gateway(self, servers: ServerGroup, host: Server, paths: set[str]) -> None:
-        """e) one gateway (batching on) with an experiment and a SQLite store: called by model
-        name, then through the experiment, so the difference is what routing costs."""
-        say("e) the gateway with an experiment: by model name, then through the experiment")
+        """e) one gateway (batching on) with an experiment and a SQLite store, its calls by
+        model name and through the experiment interleaved in one window, so the difference is
+        what routing costs and the machine's drift from one cell to the next cancels out."""
+        say("e) the gateway with an experiment: calls by model name and through it, interleaved")
         m = self.manifest
         gateway = servers.start_reporting(
             "gateway experiment",
@@ -178,43 +179,40 @@ class Runner:
             ],
         )
         servers.wait_until_answers(gateway, m.classify_method, read_blobs(m.blobs.classify)[0])
-        chosen = [c for c in self.concurrencies if c in EXPERIMENT_CONCURRENCIES]
-        kinds = [
-            (path, blobs)
-            for path, blobs in (
-                (GATEWAY_NAMED, m.blobs.classify),
-                (GATEWAY_EXPERIMENT, m.blobs.classify_experiment),
+        pids = {server.name: server.process.pid for server in (gateway, host)}
+        duration = self.args.duration * EXPERIMENT_WINDOWS
+        for concurrency in (c for c in self.concurrencies if c in EXPERIMENT_CONCURRENCIES):
+            spec = LoadSpec(
+                kind="grpc",
+                target=gateway.target,
+                method=m.classify_method,
+                blobs=m.blobs.classify_paired,
+                concurrency=concurrency,
+                warmup_s=self.args.warmup,
+                duration_s=duration,
+                kinds=2,
             )
-            if path in paths
-        ]
-        first = len(self.cells)
-        # The two kinds of call alternate, EXPERIMENT_REPEATS times each, and each keeps its
-        # median cell: a difference of a fraction of a millisecond would otherwise drown in the
-        # machine's drift from one cell to the next.
-        for concurrency in chosen:
-            for _ in range(EXPERIMENT_REPEATS):
-                for path, blobs in kinds:
-                    self.load(
-                        path,
-                        "grpc",
-                        gateway,
-                        m.classify_method,
-                        blobs,
-                        [gateway, host],
-                        concurrencies=[concurrency],
-                    )
-        measured = self.cells[first:]
-        del self.cells[first:]
-        for concurrency in chosen:
-            for path, _ in kinds:
-                runs = sorted(
-                    (c for c in measured if (c.path, c.concurrency) == (path, concurrency)),
-                    key=lambda cell: cell.p50_ms,
-                )
-                self.cells.append(runs[len(runs) // 2])
+            cells = run_paired_cell(
+                [GATEWAY_NAMED, GATEWAY_EXPERIMENT],
+                spec,
+                self.args.loadgen_processes,
+                self.workdir,
+                pids,
+            )
+            self.cells += cells
+            named, through = cells
+            say(
+                f"   c={concurrency}: by name p50 {named.p50_ms:.2f} ms, through the experiment "
+                f"p50 {through.p50_ms:.2f} ms ({through.p50_ms - named.p50_ms:+.2f} ms); "
+                f"{named.throughput + through.throughput:,.1f} img/s in all, errors "
+                f"{named.errors + through.errors}"
+            )
         self.notes.append(
-            f"e) rows: by name and through the experiment alternated {EXPERIMENT_REPEATS} times "
-            "at each concurrency; each row is the run with the median p50."
+            "e) rows: the calls by model name and through the experiment alternate in one "
+            f"{duration:g} s window per concurrency (at 1, call by call; at 32, half of the "
+            "workers each), so both see the same load and the same moment of the machine; the "
+            "img/s of each row is its half of the window's calls, and the servers' CPU is shared "
+            "out by calls (each row's CPU per request is the mix's)."
         )
         servers.stop(gateway)
 
