@@ -4,7 +4,8 @@ timed and logged here too, with its request id.
 Domain errors (`server.gateway.errors`) keep their message, which is written for the caller.
 Anything else is a bug: it is logged with its traceback and the caller gets INTERNAL with a fixed
 message and the request's id, never the exception's text. A request that carries an empty
-`request_id` field gets one made up here, before the servicer sees it.
+`request_id` field gets one made up here, before the servicer sees it. Request bytes that do not
+parse are INVALID_ARGUMENT here too (`server.gateway.wire`); in a stream, that one item is.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import grpc
 
 from server.gateway import errors
+from server.gateway.wire import MalformedMessage, tolerant
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("imgclf.access")
@@ -146,7 +148,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
             if behavior is not None:
                 return make_handler(  # type: ignore[no-any-return]
                     wrap(behavior, handler_call_details.method, self._sink),
-                    request_deserializer=handler.request_deserializer,
+                    request_deserializer=tolerant(handler.request_deserializer),
                     response_serializer=handler.response_serializer,
                 )
         return handler
@@ -172,6 +174,8 @@ def _wrap_unary(
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method, request, sink)
         try:
+            if isinstance(request, MalformedMessage):
+                raise errors.InvalidRequest(request.message)
             response = await behavior(request, context)
             call.served(response)
             return response
@@ -191,6 +195,8 @@ def _wrap_stream(
     ) -> AsyncIterator[Any]:
         call = _Call(method, request, sink)
         try:
+            if isinstance(request, MalformedMessage):
+                raise errors.InvalidRequest(request.message)
             async for response in behavior(request, context):
                 yield response
         except BaseException as error:

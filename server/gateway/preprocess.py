@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
-from server.gateway.errors import InvalidImage, LimitExceeded
+from server.gateway.errors import GatewayError, InvalidImage, LimitExceeded
 from server.gateway.image_limits import ImageLimits
 
 __all__ = [
@@ -266,6 +266,17 @@ def _pillow_errors(
                 f"{PngImagePlugin.MAX_TEXT_CHUNK // 1024} KiB; save it again without that "
                 "metadata"
             ) from exc
+        raise InvalidImage(_undecodable_message(kind, exc)) from exc
+    except GatewayError:
+        raise
+    except MemoryError as exc:
+        raise LimitExceeded(
+            "decoding the image needs more memory than this server has free; send a smaller image"
+        ) from exc
+    except Exception as exc:
+        # A codec's own failure on a corrupt file (libavif's RuntimeError, a TypeError from a
+        # TIFF tag of the wrong type...): the data is at fault whatever the codec raised.
+        kind = _display_name(image_format) if image_format else _sniff(data)
         raise InvalidImage(_undecodable_message(kind, exc)) from exc
 
 

@@ -18,6 +18,7 @@ from imgclf.v1 import classifier_pb2 as pb
 
 from server.gateway.errors import GatewayError
 from server.gateway.interceptor import INTERNAL_MESSAGE, MAX_REQUEST_ID_LENGTH, status_for
+from server.gateway.wire import MalformedMessage
 
 log = logging.getLogger(__name__)
 ClassifyOne = Callable[[pb.ClassifyRequest], Awaitable[pb.ClassifyResponse]]
@@ -40,8 +41,15 @@ async def _outcome(
     return answer
 
 
+async def _malformed(sequence: int, request: MalformedMessage) -> pb.ClassifyStreamResponse:
+    answer = pb.ClassifyStreamResponse(sequence=sequence, request_id=uuid.uuid4().hex)
+    answer.error.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    answer.error.message = request.message
+    return answer
+
+
 async def classify_stream(
-    requests: AsyncIterator[pb.ClassifyRequest],
+    requests: AsyncIterator[pb.ClassifyRequest | MalformedMessage],
     classify: ClassifyOne,
     *,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
@@ -54,8 +62,12 @@ async def classify_stream(
     async def read() -> None:
         sequence = 0
         async for request in requests:
-            request.request_id = request.request_id[:MAX_REQUEST_ID_LENGTH] or uuid.uuid4().hex
-            await queue.put(asyncio.ensure_future(_outcome(sequence, request, classify)))
+            if isinstance(request, MalformedMessage):
+                outcome = _malformed(sequence, request)
+            else:
+                request.request_id = request.request_id[:MAX_REQUEST_ID_LENGTH] or uuid.uuid4().hex
+                outcome = _outcome(sequence, request, classify)
+            await queue.put(asyncio.ensure_future(outcome))
             sequence += 1
 
     reader = asyncio.ensure_future(read())

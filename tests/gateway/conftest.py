@@ -85,3 +85,11 @@ async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture(scope="session")
 def stub(channel: grpc.aio.Channel) -> classifier_pb2_grpc.ClassifierStub:
     return classifier_pb2_grpc.ClassifierStub(channel)
+
+
+@pytest.fixture
+async def fresh_gateway(backend_port: int, models_config: Path) -> AsyncIterator[Gateway]:
+    """A gateway of its own, so its counters start from zero."""
+    running = await create_server(gateway_settings(backend_port, models_config))
+    yield running
+    await running.stop(0)

@@ -14,7 +14,6 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -51,14 +50,6 @@ def classify(model: str = "cnn", **selector: object) -> pb.ClassifyRequest:
         encoded=HOPPER.read_bytes(),
         model=pb.ModelSelector(name=model, **selector),  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-async def fresh_gateway(backend_port: int, models_config: Path) -> AsyncIterator[Gateway]:
-    """A gateway of its own, so its counters start from zero."""
-    running = await create_server(gateway_settings(backend_port, models_config))
-    yield running
-    await running.stop(0)
 
 
 async def test_metrics_count_calls_by_model_version_and_code(fresh_gateway: Gateway) -> None:
