@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from server.experiments.assignment import choose_arm
+from server.experiments.definitions import MAX_NAME_LENGTH
 from server.experiments.prediction_log import PredictionLog
 from server.experiments.records import PredictionRecord, Role
 from server.experiments.registry import ExperimentRegistry
@@ -58,6 +59,8 @@ class ExperimentRouter:
             raise InvalidRequest(f"routing_key is longer than {MAX_ROUTING_KEY_BYTES} bytes")
         if not request.experiment:
             return await self._classifier.classify(request, timeout=timeout)
+        if len(request.experiment) > MAX_NAME_LENGTH:
+            raise InvalidRequest(f"experiment name is longer than {MAX_NAME_LENGTH} characters")
         if request.model != ModelRef(""):
             raise InvalidRequest(
                 "name either an experiment or a model (with its version or label), not both"

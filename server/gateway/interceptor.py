@@ -41,6 +41,7 @@ STATUS_BY_ERROR: dict[type[errors.GatewayError], grpc.StatusCode] = {
 }
 INTERNAL_MESSAGE = "internal error in the gateway; it has been logged"
 MAX_REQUEST_ID_LENGTH = 128
+MAX_LOGGED_NAME_LENGTH = 128
 # Methods whose request id is optional and made up when empty (Feedback's names an earlier call).
 MADE_UP_REQUEST_ID_METHODS = frozenset({"Classify", "Compare"})
 
@@ -94,7 +95,9 @@ class _Call:
         self.full_method = method
         self.request_id = _ensure_request_id(request, self.method)
         selector = getattr(request, "model", None)
-        self.model = str(getattr(selector, "name", "") or "")
+        # A caller's name goes to the log line cut to a bounded length (the metrics fold
+        # unconfigured names into one value), whatever length the request carried.
+        self.model = str(getattr(selector, "name", "") or "")[:MAX_LOGGED_NAME_LENGTH]
         self.version = ""
         self.code = grpc.StatusCode.OK
         self._sink = sink
