@@ -15,11 +15,13 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 import grpc
 
 from server.gateway import errors
+from server.gateway.call_limits import CallLimits
 from server.gateway.wire import MalformedMessage, tolerant
 
 log = logging.getLogger(__name__)
@@ -132,9 +134,13 @@ class _Call:
         )
 
 
+UNLIMITED_PREFIX = "/grpc.health.v1.Health/"
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, sink: CallSink | None = None) -> None:
+    def __init__(self, sink: CallSink | None = None, limits: CallLimits | None = None) -> None:
         self._sink = sink
+        self._limits = limits
 
     async def intercept_service(
         self,
@@ -146,11 +152,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
+        method = handler_call_details.method
+        limits = None if method.startswith(UNLIMITED_PREFIX) else self._limits
         for kind, make_handler, wrap in _HANDLER_KINDS:
             behavior = getattr(handler, kind)
             if behavior is not None:
                 return make_handler(  # type: ignore[no-any-return]
-                    wrap(behavior, handler_call_details.method, self._sink),
+                    wrap(behavior, method, self._sink, limits),
                     request_deserializer=tolerant(handler.request_deserializer),
                     response_serializer=handler.response_serializer,
                 )
@@ -171,15 +179,23 @@ async def _settle(
     await context.abort(call.code, message)
 
 
+def _slot(limits: CallLimits | None, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    return nullcontext() if limits is None else limits.slot(context.peer())
+
+
 def _wrap_unary(
-    behavior: Callable[..., Any], method: str, sink: CallSink | None
+    behavior: Callable[..., Any],
+    method: str,
+    sink: CallSink | None,
+    limits: CallLimits | None,
 ) -> Callable[..., Any]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method, request, sink)
         try:
-            if isinstance(request, MalformedMessage):
-                raise errors.InvalidRequest(request.message)
-            response = await behavior(request, context)
+            with _slot(limits, context):
+                if isinstance(request, MalformedMessage):
+                    raise errors.InvalidRequest(request.message)
+                response = await behavior(request, context)
             call.served(response)
             return response
         except BaseException as error:
@@ -191,17 +207,21 @@ def _wrap_unary(
 
 
 def _wrap_stream(
-    behavior: Callable[..., Any], method: str, sink: CallSink | None
+    behavior: Callable[..., Any],
+    method: str,
+    sink: CallSink | None,
+    limits: CallLimits | None,
 ) -> Callable[..., Any]:
     async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         call = _Call(method, request, sink)
         try:
-            if isinstance(request, MalformedMessage):
-                raise errors.InvalidRequest(request.message)
-            async for response in behavior(request, context):
-                yield response
+            with _slot(limits, context):
+                if isinstance(request, MalformedMessage):
+                    raise errors.InvalidRequest(request.message)
+                async for response in behavior(request, context):
+                    yield response
         except BaseException as error:
             await _settle(call, error, context)
         finally:

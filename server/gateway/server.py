@@ -1,9 +1,10 @@
 """Builds the gateway's gRPC server: servicer, error interceptor, health, reflection, limits.
 
 `create_server(settings)` returns a started `Gateway` and the port it bound (ask for port 0 in
-tests), with its Prometheus endpoint on `settings.metrics_port`. `Gateway.stop()` drains: health
-turns NOT_SERVING first, so load balancers stop sending, then in-flight calls get up to the
-grace period to finish.
+tests), with its Prometheus endpoint on `settings.metrics_port`. Health is SERVING only while
+the backend serves a configured model (`server.gateway.readiness`). `Gateway.stop()` drains:
+health turns NOT_SERVING first, so load balancers stop sending, then in-flight calls get up to
+the grace period to finish.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from imgclf.v1 import (
 from server.gateway.admin_auth import TokenAuthorizer
 from server.gateway.backend import TFServingBackend
 from server.gateway.batching import DirectPredictor, MicroBatcher
+from server.gateway.call_limits import CallLimits
 from server.gateway.classification import ClassificationService
 from server.gateway.experiment_setup import ExperimentStack, build_experiments
 from server.gateway.experiments_servicer import AdminServicer, ExperimentsServicer
@@ -39,6 +41,7 @@ from server.gateway.metrics import GatewayMetrics
 from server.gateway.model_catalog import ModelCatalog
 from server.gateway.models_config import ModelsConfigReader
 from server.gateway.preprocess import ImageLimits
+from server.gateway.readiness import ReadinessMonitor
 from server.gateway.servicer import ClassifierServicer
 from server.gateway.settings import GatewaySettings
 
@@ -61,10 +64,12 @@ class Gateway:
     metrics: GatewayMetrics
     metrics_port: int | None
     experiments: ExperimentStack
+    readiness: ReadinessMonitor
     http: HttpApi | None = None
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
+        await self.readiness.close()
         await self.health.enter_graceful_shutdown()
         await _bounded("the gRPC server", self.server.stop(grace), grace + CLOSE_STEP_S)
         # After the drain nothing may hold the exit: every part gets a bounded time to close.
@@ -121,7 +126,15 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         on_stage=metrics.stage,
     )
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor(metrics)],
+        interceptors=[
+            ErrorMappingInterceptor(
+                metrics,
+                CallLimits(
+                    max_calls=settings.max_concurrent_calls,
+                    max_calls_per_client=settings.max_concurrent_calls_per_client,
+                ),
+            )
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -167,9 +180,16 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     if port == 0:
         raise OSError(f"cannot bind the gateway to {settings.host}:{settings.port}")
     await experiments.start()
+    readiness = ReadinessMonitor(
+        health,
+        ("", SERVICE_NAME, EXPERIMENTS_SERVICE),
+        lambda name: backend.model_status(name, timeout=settings.readiness_timeout_s),
+        lambda: [m.name for m in models_config.models()],
+        interval_s=settings.readiness_interval_s,
+    )
+    await readiness.check()  # before the first caller can ask
     await server.start()
-    for name in ("", SERVICE_NAME, EXPERIMENTS_SERVICE):
-        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    readiness.start()
     http, metrics_port = None, None
     if settings.metrics_port >= 0:
         http = HttpApi(metrics.exposition, experiments.report)
@@ -192,5 +212,6 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         metrics,
         metrics_port,
         experiments,
+        readiness,
         http,
     )

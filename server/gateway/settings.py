@@ -54,6 +54,15 @@ class GatewaySettings(BaseSettings):
     default_timeout_s: float = Field(
         10.0, description="Deadline for backend calls when the caller sets none."
     )
+    readiness_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the backend is asked whether a configured model has an "
+        "AVAILABLE version; health is NOT_SERVING while none has or the backend does not answer.",
+    )
+    readiness_timeout_s: float = Field(
+        1.0, gt=0, description="How long one readiness check waits for the backend."
+    )
     version_cache_ttl_s: float = Field(
         0.25,
         description="How long a label (or 'latest') stays resolved to a version number before "
@@ -82,6 +91,18 @@ class GatewaySettings(BaseSettings):
     )
     log_format: str = Field(
         "json", description="'json' (one object per line, with request ids) or 'text'."
+    )
+    max_concurrent_calls: int = Field(
+        1024,
+        ge=0,
+        description="Calls (a stream counts once) in flight at once over all callers; more are "
+        "refused with RESOURCE_EXHAUSTED. 0: no limit.",
+    )
+    max_concurrent_calls_per_client: int = Field(
+        256,
+        ge=0,
+        description="Calls in flight at once from one client address; more are refused with "
+        "RESOURCE_EXHAUSTED, so one caller cannot take the whole gateway. 0: no limit.",
     )
     grace_period_s: float = Field(
         10.0,

@@ -34,10 +34,10 @@ def models_config(model_root: Path) -> Path:
     )
 
 
-def start_model_host(config: Path) -> tuple[ModelHost, int]:
+def start_model_host(config: Path, port: int = 0) -> tuple[ModelHost, int]:
     return create_model_host(
         config,
-        port=0,
+        port=port,
         file_system_poll_wait_seconds=POLL_SECONDS,
         allow_version_labels_for_unavailable_models=True,
     )
