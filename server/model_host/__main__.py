@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--port", type=int, default=DEFAULT_PORT, help="gRPC port (default 8500)")
-    add("--address", default="[::]", help="address to bind (default [::], all interfaces)")
+    add(
+        "--address",
+        default="127.0.0.1",
+        help="local-host extension: address to bind (default 127.0.0.1, this machine only; "
+        "[::] or 0.0.0.0 for every interface)",
+    )
     add("--model_config_file", type=Path, help="text-format ModelServerConfig to serve")
     add(
         "--model_config_file_poll_wait_seconds",
@@ -90,6 +95,22 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated key=value gRPC server arguments, e.g. "
         "grpc.max_receive_message_length=134217728",
     )
+    add(
+        "--enable_model_management",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=defaults.enable_model_management,
+        help="local-host extension: serve HandleReloadConfigRequest (false refuses it)",
+    )
+    add(
+        "--management_token_file",
+        type=Path,
+        default=defaults.management_token_file,
+        help="local-host extension: HandleReloadConfigRequest then needs metadata "
+        "'authorization: Bearer <the token in this file>'; without it, only callers on this "
+        "machine may reload the config",
+    )
     add("--rest_api_port", type=int, default=0, help="must be 0: the host serves gRPC only")
     add("--grace_period_seconds", type=float, default=5.0, help="drain time on SIGTERM")
     add("--log_format", choices=("text", "json"), default="text")
@@ -109,6 +130,8 @@ def options_from(args: argparse.Namespace) -> HostOptions:
         enable_signature_method_name_check=args.enable_signature_method_name_check,
         grpc_max_threads=args.grpc_max_threads,
         grpc_channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
+        enable_model_management=args.enable_model_management,
+        management_token_file=args.management_token_file,
     )
 
 

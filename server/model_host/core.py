@@ -7,6 +7,10 @@ loaded before the call returns (and it fails with UNKNOWN if one did not become 
 Models that stay pick up policy changes at the next file-system poll. A config refused by a check
 changes nothing.
 
+The core's lock covers only the config and the scans that turn it into aspired versions, never a
+load: loads (and a new model's wait for its versions to settle) run after it is released, so a
+slow or failing load holds up neither a config reload nor the polling of other models.
+
 `resolve` turns a ModelSpec into a pinned version like ServerCore::GetServableHandle: `version`
 is that version, `version_label` the label's version, neither the highest AVAILABLE one.
 """
@@ -67,8 +71,16 @@ class ModelHostCore:
         # Swapped whole, so requests read it without the lock.
         self._labels: Labels | None = None
         self._last_warning: dict[str, str] = {}
+        # Bumped by every applied config, so a reload that finishes after a newer one does not
+        # record its config as the applied one.
+        self._generation = 0
 
     # --- config -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stops loading: pollers see `stopping`, waiting load retries are cancelled."""
+        self.stopping.set()
+        self.registry.close()
 
     @property
     def applied_config(self) -> ModelServerConfig | None:
@@ -102,20 +114,28 @@ class ModelHostCore:
             self._config = copy.deepcopy(config)
             self._labels = labels
             previous, self._settings = self._settings, settings
+            self._generation += 1
+            generation = self._generation
             log.info("Adding/updating models: %s", ", ".join(settings) or "(none)")
-            for name in previous.keys() - settings.keys():
+            removed = sorted(previous.keys() - settings.keys())
+            for name in removed:
                 log.info("model %s is no longer configured: unloading it", name)
                 self.registry.set_aspired(name, {})
-                self.registry.reconcile(name)
             new_models = [name for name in settings if name not in previous]
             if self.options.file_system_poll_wait_seconds >= 0:
                 for name in new_models:
-                    self._poll_model(settings[name])
-            failures = self._not_available(new_models)
-            if failures:
-                raise errors.models_not_available(failures)
-            self._applied = copy.deepcopy(config)
-            log.info("Finished reloading config")
+                    self._aspire_from_disk(settings[name])
+        # Loads and unloads happen without the lock (see the module docstring).
+        for name in [*removed, *new_models]:
+            self.registry.reconcile(name)
+        self.registry.wait_settled(new_models)
+        failures = self._not_available(new_models)
+        if failures:
+            raise errors.models_not_available(failures)
+        with self._lock:
+            if self._generation == generation:
+                self._applied = copy.deepcopy(config)
+        log.info("Finished reloading config")
 
     def _validated_labels(self, models: Sequence[ModelConfig]) -> Labels:
         # ServerCore::UpdateModelVersionLabelMap.
@@ -152,12 +172,19 @@ class ModelHostCore:
     def poll_file_system(self) -> None:
         """One scan of every configured model's base path, then the loads/unloads it implies."""
         with self._lock:
-            for settings in list(self._settings.values()):
-                if self.stopping.is_set():
-                    return
-                self._poll_model(settings)
+            names = list(self._settings)
+        for name in names:
+            if self.stopping.is_set():
+                return
+            with self._lock:
+                settings = self._settings.get(name)
+                if settings is None:
+                    continue  # removed by a reload meanwhile
+                self._aspire_from_disk(settings)
+            self.registry.reconcile(name)
 
-    def _poll_model(self, settings: ModelSettings) -> None:
+    def _aspire_from_disk(self, settings: ModelSettings) -> None:
+        # The caller holds the lock.
         try:
             found = versions_on_disk(settings.base_path)
         except BasePathMissing:
@@ -185,7 +212,6 @@ class ModelHostCore:
             )
         pinned = settings.policy.versions if settings.policy.kind is PolicyKind.SPECIFIC else ()
         self.registry.set_aspired(settings.name, aspired_versions(settings.policy, found), pinned)
-        self.registry.reconcile(settings.name)
 
     def _warn_once(self, model: str, message: str) -> None:
         if message and self._last_warning.get(model) != message:

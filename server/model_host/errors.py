@@ -2,8 +2,9 @@
 
 Every message here was read in TF Serving's (or TensorFlow's) source; the docstring of each
 constructor names the file and function it comes from, so a reviewer can check the wording. The
-one message that is the host's own is `shape_mismatch` (TF Serving does not check shapes before
-running the graph; see its docstring).
+messages that are the host's own are `shape_mismatch` (TF Serving does not check shapes before
+running the graph; see its docstring) and those at the end: `internal`, `not_implemented` and the
+refusals of HandleReloadConfigRequest (TF Serving has no such control).
 
 `ServingError` carries a gRPC status code and the message; `server.model_host.servicers` is the
 only place that turns it into a gRPC status (truncated like TF Serving's `ToGRPCStatus`).
@@ -334,4 +335,42 @@ def not_implemented(method: str) -> ServingError:
     return ServingError(
         grpc.StatusCode.UNIMPLEMENTED,
         f"{method} is not implemented by the local model host; use Predict",
+    )
+
+
+# Who may manage the host (server.model_host.management): TF Serving has no such control.
+
+
+def management_disabled() -> ServingError:
+    """HandleReloadConfigRequest on a host started with --enable_model_management=false."""
+    return ServingError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "HandleReloadConfigRequest is turned off on this model host "
+        "(--enable_model_management=false); change its --model_config_file instead",
+    )
+
+
+def management_not_local() -> ServingError:
+    """HandleReloadConfigRequest without a configured token, from another machine."""
+    return ServingError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "HandleReloadConfigRequest without a token is accepted from this machine only; start "
+        "the model host with --management_token_file to manage it from elsewhere",
+    )
+
+
+def management_token_missing() -> ServingError:
+    """No (or malformed) `authorization` metadata where a token is required."""
+    return ServingError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "HandleReloadConfigRequest on this model host needs metadata "
+        "'authorization: Bearer <token>' with the token of its --management_token_file",
+    )
+
+
+def management_token_wrong() -> ServingError:
+    """A bearer token that is not the host's management token."""
+    return ServingError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "the bearer token is not this model host's management token",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 MIB = 1024 * 1024
 
@@ -36,7 +37,8 @@ class HostOptions:
     in the startup config fails, since nothing is loaded when the config is first read."""
 
     max_num_load_retries: int = 5
-    """Retries after a failed load before the version ends in END with the error."""
+    """Retries after a failed load before the version ends in END with the error. The wait
+    between attempts holds up no other load, poll or config reload."""
 
     load_retry_interval_micros: int = 60_000_000
     """Microseconds between load retries (a failing version stays LOADING meanwhile)."""
@@ -60,6 +62,15 @@ class HostOptions:
     grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
     """Extra gRPC server arguments (`--grpc_channel_arguments=key=value,...`); they override the
     message limits above when they name the same keys."""
+
+    enable_model_management: bool = True
+    """Local-host extension: serve ModelService/HandleReloadConfigRequest. False refuses every
+    call with PERMISSION_DENIED (the config file and its polling still apply)."""
+
+    management_token_file: Path | None = None
+    """Local-host extension: a file holding one token. When set, HandleReloadConfigRequest must
+    carry metadata `authorization: Bearer <token>` from every peer; when unset, it is accepted
+    from this machine (loopback, Unix socket) only. Read once at startup."""
 
     @property
     def load_retry_interval_seconds(self) -> float:

@@ -7,6 +7,16 @@ Serving's: START when a version is first aspired, LOADING, AVAILABLE, UNLOADING,
 unload, or a failed load with its error). END states are kept, so GetModelStatus still reports
 versions that are gone, like TF Serving.
 
+A failed load is retried `max_num_load_retries` times, `load_retry_interval_seconds` apart, as
+TF Serving's LoaderHarness does; the version stays LOADING meanwhile. The wait between attempts
+holds nothing: the retry runs later on a timer thread, so other versions of the model, other
+models and config reloads go on. A version that stops being aspired while it waits for a retry
+ends there (TF Serving's cancel_load_retry), with its last error. Each model's loads and unloads
+run one at a time (a per-model lock); different models never wait for each other here.
+
+A failure's status carries `LoadError.reason`, which names no server path; the full error goes
+to the log.
+
 Requests take a handle (`acquire`) that pins the version: an unload first takes the version out
 of serving (new requests no longer see it), waits for the handles in flight, then drops it.
 """
@@ -29,7 +39,9 @@ from server.model_host.servable import LoadError, Servable
 
 log = logging.getLogger(__name__)
 
-_LOAD_FAILED_MESSAGE = "the version failed to load; the details are in the model host's log"
+_UNEXPECTED_LOAD_FAILURE = "the version failed to load unexpectedly"
+LOG_HINT = " (details in the model host's log)"
+RETRY_THREAD_PREFIX = "model-host-load-retry"
 
 
 class State(Enum):
@@ -82,17 +94,22 @@ class _Entry:
         self.in_flight = 0
         # An END version that stopped being aspired: loading it again is allowed.
         self.retired = False
+        self.failed_attempts = 0
+        self.last_error: LoadError | None = None
+        # Set while the version waits (LOADING) for its next load attempt.
+        self.retry: threading.Timer | None = None
 
     def status(self) -> VersionStatus:
         if self.error is None:
             return VersionStatus(self.version, self.state)
         return VersionStatus(
-            self.version, self.state, int(self.error.code.value[0]), self.error.message
+            self.version, self.state, int(self.error.code.value[0]), self.error.reason + LOG_HINT
         )
 
 
 class ModelRegistry:
-    """Versions of all models; thread-safe. Loads and unloads run in the caller's thread."""
+    """Versions of all models; thread-safe. Loads and unloads run in the caller's thread, load
+    retries on timer threads; `close` cancels the retries still waiting."""
 
     def __init__(
         self,
@@ -110,6 +127,7 @@ class ModelRegistry:
         self._entries: dict[str, dict[int, _Entry]] = {}
         self._aspired: dict[str, frozenset[int]] = {}
         self._pinned: dict[str, frozenset[int]] = {}
+        self._model_locks: dict[str, threading.Lock] = {}
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -159,7 +177,8 @@ class ModelRegistry:
     def set_aspired(
         self, model: str, versions: Mapping[int, Path], pinned: Collection[int] = ()
     ) -> None:
-        """Records the versions `model` should serve; new ones start in state START."""
+        """Records the versions `model` should serve; new ones start in state START, and one that
+        is no longer wanted while it waits for a load retry ends with its last error."""
         with self._cond:
             entries = self._entries.setdefault(model, {})
             self._aspired[model] = frozenset(versions)
@@ -172,13 +191,56 @@ class ModelRegistry:
                     entry.state is State.END and (entry.error is None or entry.retired)
                 ):
                     entries[version] = _Entry(version, path)
-                    self._log_state(model, entries[version])
+                    self._changed(model, entries[version])
             for version, entry in entries.items():
-                if version not in versions and entry.state is State.END:
+                if version in versions:
+                    continue
+                if entry.retry is not None and entry.last_error is not None:
+                    entry.retry.cancel()
+                    entry.retry = None
+                    log.info("%s version %d is no longer aspired: no more retries", model, version)
+                    self._end_with(model, entry, entry.last_error)
+                if entry.state is State.END:
                     entry.retired = True
 
     def reconcile(self, model: str) -> None:
-        """Loads and unloads versions of `model` until its policy has nothing left to do."""
+        """Loads and unloads versions of `model` until its policy has nothing left to do now (a
+        load that failed with retries left is tried again later, on a timer thread)."""
+        with self._model_lock(model):
+            self._reconcile(model)
+
+    def wait_settled(self, models: Collection[str]) -> None:
+        """Blocks until no aspired version of `models` is still to load or loading (retries
+        included), or the registry is closed."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._stopping.is_set() or not any(self._unsettled(m) for m in models)
+            )
+
+    def close(self) -> None:
+        """Cancels the load retries still waiting (the host is stopping)."""
+        with self._cond:
+            for entries in self._entries.values():
+                for entry in entries.values():
+                    if entry.retry is not None:
+                        entry.retry.cancel()
+                        entry.retry = None
+            self._cond.notify_all()
+
+    def _unsettled(self, model: str) -> bool:
+        aspired = self._aspired.get(model, frozenset())
+        return any(
+            entry.state in (State.START, State.LOADING)
+            for version, entry in self._entries.get(model, {}).items()
+            if version in aspired
+        )
+
+    def _model_lock(self, model: str) -> threading.Lock:
+        with self._cond:
+            return self._model_locks.setdefault(model, threading.Lock())
+
+    def _reconcile(self, model: str) -> None:
+        # The caller holds the model's lock.
         while not self._stopping.is_set():
             with self._cond:
                 action = next_action(self._snapshot(model), self._pinned.get(model, ()))
@@ -186,9 +248,9 @@ class ModelRegistry:
                     return
                 entry = self._entries[model][action.version]
                 entry.state = State.LOADING if action.kind is ActionKind.LOAD else State.UNLOADING
-                self._log_state(model, entry)
+                self._changed(model, entry)
             if action.kind is ActionKind.LOAD:
-                self._load(model, entry)
+                self._attempt_load(model, entry)
             else:
                 self._unload(model, entry)
 
@@ -200,39 +262,63 @@ class ModelRegistry:
             if not e.retired
         ]
 
-    def _load(self, model: str, entry: _Entry) -> None:
-        attempts = 1 + self._max_retries
-        error: LoadError | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                servable = self._loader(entry.path)
-            except LoadError as exc:
-                error = exc
-            except Exception:
-                log.exception("loading %s version %d failed", model, entry.version)
-                error = LoadError(grpc.StatusCode.UNKNOWN, _LOAD_FAILED_MESSAGE)
-            else:
-                with self._cond:
-                    entry.servable = servable
-                    entry.state = State.AVAILABLE
-                    self._log_state(model, entry)
-                return
-            if attempt < attempts:
-                log.warning(
-                    "loading %s version %d failed (attempt %d of %d), retrying in %.1f s: %s",
-                    model,
-                    entry.version,
-                    attempt,
-                    attempts,
-                    self._retry_interval,
-                    error.message,
-                )
-                if self._stopping.wait(self._retry_interval):
-                    break
+    def _attempt_load(self, model: str, entry: _Entry) -> None:
+        """One load attempt of a LOADING version (the caller holds the model's lock); a failure
+        with retries left schedules the next attempt and returns at once."""
+        try:
+            servable = self._loader(entry.path)
+        except LoadError as exc:
+            error = exc
+        except Exception:
+            log.exception("loading %s version %d failed", model, entry.version)
+            error = LoadError(grpc.StatusCode.UNKNOWN, _UNEXPECTED_LOAD_FAILURE)
+        else:
+            with self._cond:
+                entry.servable = servable
+                entry.state = State.AVAILABLE
+                self._changed(model, entry)
+            return
         with self._cond:
-            entry.error = error
-            entry.state = State.END
-            self._log_state(model, entry)
+            entry.failed_attempts += 1
+            attempts = 1 + self._max_retries
+            aspired = entry.version in self._aspired.get(model, frozenset())
+            if entry.failed_attempts >= attempts or not aspired or self._stopping.is_set():
+                self._end_with(model, entry, error)
+                return
+            log.warning(
+                "loading %s version %d failed (attempt %d of %d), retrying in %.1f s: %s",
+                model,
+                entry.version,
+                entry.failed_attempts,
+                attempts,
+                self._retry_interval,
+                error.detail,
+                extra={"model": model, "version": entry.version},
+            )
+            entry.last_error = error
+            entry.retry = threading.Timer(self._retry_interval, self._retry, (model, entry))
+            entry.retry.name = f"{RETRY_THREAD_PREFIX}-{model}-{entry.version}"
+            entry.retry.daemon = True
+            entry.retry.start()
+
+    def _retry(self, model: str, entry: _Entry) -> None:
+        # On the retry's timer thread.
+        try:
+            with self._model_lock(model):
+                with self._cond:
+                    if entry.retry is None or self._stopping.is_set():
+                        return  # cancelled meanwhile
+                    entry.retry = None
+                self._attempt_load(model, entry)
+                self._reconcile(model)
+        except Exception:
+            log.exception("retrying the load of %s version %d failed", model, entry.version)
+
+    def _end_with(self, model: str, entry: _Entry, error: LoadError) -> None:
+        # The caller holds the condition.
+        entry.error = error
+        entry.state = State.END
+        self._changed(model, entry)
 
     def _unload(self, model: str, entry: _Entry) -> None:
         with self._cond:
@@ -240,10 +326,11 @@ class ModelRegistry:
                 self._cond.wait()
             entry.servable = None
             entry.state = State.END
-            self._log_state(model, entry)
+            self._changed(model, entry)
 
-    @staticmethod
-    def _log_state(model: str, entry: _Entry) -> None:
+    def _changed(self, model: str, entry: _Entry) -> None:
+        # The caller holds the condition: log the new state and wake `wait_settled`.
+        self._cond.notify_all()
         extra = {"model": model, "version": entry.version, "state": entry.state.name}
         if entry.error is not None and entry.state is State.END:
             log.error(
@@ -252,7 +339,7 @@ class ModelRegistry:
                 entry.version,
                 entry.state.name,
                 entry.error.code.name,
-                entry.error.message,
+                entry.error.detail,
                 extra=extra,
             )
         else:

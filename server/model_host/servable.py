@@ -1,7 +1,8 @@
 """One loaded model version: its SignatureDefs and a graph function per signature.
 
 `Servable.load` reads `saved_model.pb` itself (for the exact SignatureDefs TF Serving reports in
-GetModelMetadata, and TF's own load errors) and loads the SavedModel with
+GetModelMetadata, and TF's own load errors, which go to the log: callers get a `LoadError.reason`
+without server paths) and loads the SavedModel with
 `tf.saved_model.load`, keeping each signature's concrete function: a call runs the traced graph
 (no per-op eager dispatch) and is safe from many threads at once.
 """
@@ -33,6 +34,7 @@ _SAVED_MODEL_PBTXT = "saved_model.pbtxt"
 # Lines tf.function adds in front of a runtime error; TF Serving's message starts after them.
 _PYTHON_PREAMBLE = re.compile(r"^(Graph execution error:|Detected at node|<stack traces)")
 _OP_SUFFIX = re.compile(r" \[Op:[^\]]*\]$")
+TF_LOAD_FAILED = "TensorFlow could not load the SavedModel"
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,18 @@ class Signature:
 
 
 class LoadError(Exception):
-    """A version failed to load; `code`/`message` are the status GetModelStatus reports."""
+    """A version failed to load.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
+    `reason` is what callers see (GetModelStatus, a refused reload): it names the kind of
+    failure, never a server path or TensorFlow's own text. `detail` is the full account (with
+    paths), for the host's log only.
+    """
+
+    def __init__(self, code: grpc.StatusCode, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
         self.code = code
-        self.message = message
+        self.reason = reason
+        self.detail = detail or reason
 
 
 class Servable:
@@ -103,9 +111,9 @@ class Servable:
         try:
             loaded = tf.saved_model.load(str(path), tags=sorted(tags))
         except tf.errors.OpError as exc:
-            raise LoadError(_grpc_code(exc.error_code), exc.message) from exc
+            raise LoadError(_grpc_code(exc.error_code), TF_LOAD_FAILED, exc.message) from exc
         except (OSError, ValueError) as exc:
-            raise LoadError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            raise LoadError(grpc.StatusCode.INVALID_ARGUMENT, TF_LOAD_FAILED, str(exc)) from exc
         functions: Mapping[str, Any] = getattr(loaded, "signatures", {})
         signatures = {}
         for name, definition in meta_graph.signature_def.items():
@@ -128,26 +136,39 @@ def _read_meta_graph(path: Path, tags: Collection[str]) -> meta_graph_pb2.MetaGr
         else:
             raise LoadError(
                 grpc.StatusCode.NOT_FOUND,
+                "the version directory holds no saved_model.pb or saved_model.pbtxt",
                 "Could not find SavedModel .pb or .pbtxt at supplied export directory path: "
                 f"{path}. Check that the directory exists and that you have the right "
                 "permissions for accessing it.",
             )
     except message.DecodeError as exc:
-        raise LoadError(grpc.StatusCode.DATA_LOSS, f"Can't parse {pb} as binary proto") from exc
+        raise LoadError(
+            grpc.StatusCode.DATA_LOSS,
+            "the SavedModel is unreadable (saved_model.pb does not parse)",
+            f"Can't parse {pb} as binary proto",
+        ) from exc
     except text_format.ParseError as exc:
-        raise LoadError(grpc.StatusCode.DATA_LOSS, f"Can't parse {pbtxt} as text proto") from exc
+        raise LoadError(
+            grpc.StatusCode.DATA_LOSS,
+            "the SavedModel is unreadable (saved_model.pbtxt does not parse)",
+            f"Can't parse {pbtxt} as text proto",
+        ) from exc
     except OSError as exc:
-        raise LoadError(grpc.StatusCode.UNKNOWN, f"{path}: {exc.strerror or exc}") from exc
+        raise LoadError(
+            grpc.StatusCode.UNKNOWN,
+            "the SavedModel could not be read",
+            f"{path}: {exc.strerror or exc}",
+        ) from exc
     wanted = set(tags)
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == wanted:
             return meta_graph
+    tag_set = "{ " + " ".join(sorted(wanted)) + " }"
     raise LoadError(
         grpc.StatusCode.NOT_FOUND,
-        "Could not find meta graph def matching supplied tags: { "
-        + " ".join(sorted(wanted))
-        + " }. To inspect available tag-sets in the SavedModel, please use the SavedModel "
-        "CLI: `saved_model_cli`",
+        f"the SavedModel has no MetaGraph tagged {tag_set}",
+        f"Could not find meta graph def matching supplied tags: {tag_set}. To inspect available "
+        "tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`",
     )
 
 

@@ -5,6 +5,10 @@ configured model's versions loaded) before the port opens, and a config that fai
 startup error. Then the file-system poller (every `file_system_poll_wait_seconds`) and, when
 asked for, the config-file poller start.
 
+Two local-host extensions limit the host's reach: it binds to loopback (`127.0.0.1`) unless given
+another `address` (TF Serving listens on every interface), and HandleReloadConfigRequest goes
+through `management.ManagementInterceptor` (local callers only, a bearer token, or off).
+
 The gRPC server is the synchronous one with a thread pool: a Predict spends most of its time in
 TensorFlow, which releases the GIL, and loads/unloads run on the poller thread, so plain threads
 are the simplest correct model.
@@ -25,6 +29,12 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from server.model_host import errors
 from server.model_host.config import ModelServerConfig, read_config_file, single_model_config
 from server.model_host.core import ModelHostCore
+from server.model_host.management import (
+    ManagementInterceptor,
+    ManagementPolicy,
+    TokenFileError,
+    read_token_file,
+)
 from server.model_host.options import HostOptions
 from server.model_host.pollers import Poller, config_file_task
 from server.model_host.servicers import ModelServicer, PredictionServicer
@@ -50,7 +60,7 @@ class ModelHost:
     def stop(self, grace: float | None) -> threading.Event:
         """Stops polling, then the server: RPCs in flight get `grace` seconds to finish (None:
         none). The returned event is set once the server has stopped."""
-        self.core.stopping.set()
+        self.core.close()
         for poller in self._pollers:
             poller.stop(timeout=grace if grace is not None else 1.0)
         log.info("model host stopping", extra={"grace_s": grace})
@@ -65,7 +75,7 @@ def create_server(
     config_path: Path | None = None,
     *,
     port: int = 0,
-    address: str = "[::]",
+    address: str = "127.0.0.1",
     model_name: str = "default",
     model_base_path: str | None = None,
     options: HostOptions | None = None,
@@ -77,6 +87,7 @@ def create_server(
 ) -> tuple[ModelHost, int]:
     """Starts a host serving `config_path` (or else the single model `model_name` at
     `model_base_path`) on `address:port` (0 picks a free port); returns it and the bound port.
+    The default address is loopback only; "[::]" or "0.0.0.0" listen on every interface.
 
     `options` holds every setting (TF Serving's defaults when omitted); the keyword arguments
     after it override the ones tests and tools change most. Raises StartupError.
@@ -91,17 +102,19 @@ def create_server(
     options = dataclasses.replace(
         options or HostOptions(), **{k: v for k, v in overrides.items() if v is not None}
     )
+    policy = _management_policy(options)
     core = ModelHostCore(options)
     try:
         core.reload_config(_initial_config(config_path, model_name, model_base_path))
     except errors.ServingError as exc:
-        core.stopping.set()
+        core.close()
         raise StartupError(exc.status_string()) from exc
 
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=options.grpc_max_threads, thread_name_prefix="model-host-rpc"
         ),
+        interceptors=[ManagementInterceptor(policy)],
         options=list(_channel_arguments(options).items()),
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -111,7 +124,7 @@ def create_server(
     try:
         bound = server.add_insecure_port(f"{address}:{port}")
     except RuntimeError as exc:
-        core.stopping.set()
+        core.close()
         raise StartupError(f"cannot listen on {address}:{port}: {exc}") from exc
     server.start()
 
@@ -120,6 +133,22 @@ def create_server(
         poller.start()
     log.info("Running gRPC ModelServer at %s:%d ...", address, bound, extra={"port": bound})
     return ModelHost(server, core, pollers, bound), bound
+
+
+def _management_policy(options: HostOptions) -> ManagementPolicy:
+    token = None
+    if options.management_token_file is not None:
+        try:
+            token = read_token_file(options.management_token_file)
+        except TokenFileError as exc:
+            raise StartupError(str(exc)) from exc
+    if not options.enable_model_management:
+        log.info("HandleReloadConfigRequest is turned off")
+    elif token is None:
+        log.info("HandleReloadConfigRequest is accepted from this machine only, without a token")
+    else:
+        log.info("HandleReloadConfigRequest needs the bearer token of --management_token_file")
+    return ManagementPolicy(enabled=options.enable_model_management, token=token)
 
 
 def _channel_arguments(options: HostOptions) -> dict[str, int | str]:

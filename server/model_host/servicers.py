@@ -1,9 +1,10 @@
 """gRPC servicers for `tensorflow.serving.PredictionService` and `ModelService`.
 
 Thin: each method calls its handler through `_answer`, the one place where errors become
-statuses. A ServingError becomes its code and message (truncated at 1024 characters like TF
-Serving's ToGRPCStatus) and is logged at DEBUG (TF Serving: VLOG(1)), a refused config reload at
-ERROR; anything else is logged with its traceback and answered INTERNAL with a fixed message.
+statuses (the management interceptor refuses calls through the same `abort`). A ServingError
+becomes its code and message (truncated at 1024 characters like TF Serving's ToGRPCStatus) and is
+logged at DEBUG (TF Serving: VLOG(1)), a refused config reload at ERROR; anything else is logged
+with its traceback and answered INTERNAL with a fixed message.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def _answer(
     except Exception:
         log.exception("%s failed unexpectedly", method)
         failure = errors.internal()
-    _abort(context, failure)
+    abort(context, failure)
 
 
-def _abort(context: grpc.ServicerContext, failure: errors.ServingError) -> NoReturn:
+def abort(context: grpc.ServicerContext, failure: errors.ServingError) -> NoReturn:
+    """Ends the call with the failure's code and (truncated) message."""
     context.abort(failure.code, errors.grpc_message(failure.message))
     raise AssertionError("context.abort returned")  # abort always raises
 
@@ -85,17 +87,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
-        _abort(context, errors.not_implemented("Classify"))
+        abort(context, errors.not_implemented("Classify"))
 
     def Regress(
         self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
     ) -> regression_pb2.RegressionResponse:
-        _abort(context, errors.not_implemented("Regress"))
+        abort(context, errors.not_implemented("Regress"))
 
     def MultiInference(
         self, request: inference_pb2.MultiInferenceRequest, context: grpc.ServicerContext
     ) -> inference_pb2.MultiInferenceResponse:
-        _abort(context, errors.not_implemented("MultiInference"))
+        abort(context, errors.not_implemented("MultiInference"))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):

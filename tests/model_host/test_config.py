@@ -260,7 +260,6 @@ def test_reload_with_a_new_model_that_fails_to_load(
     running = start_host(
         write_config(tmp_path / "models.config", model_config("cnn", two_versions))
     )
-    pb = tmp_path / "bad" / "1" / "saved_model.pb"
     assert_rpc_error(
         _reload_call(
             running,
@@ -268,7 +267,8 @@ def test_reload_with_a_new_model_that_fails_to_load(
         ),
         grpc.StatusCode.UNKNOWN,
         "1 model(s) did not become available: {{{name: bad version: 1} due to error: "
-        f"DATA_LOSS: Can't parse {pb} as binary proto}}, }}",
+        "DATA_LOSS: the SavedModel is unreadable (saved_model.pb does not parse) (details in "
+        "the model host's log)}, }",
     )
     assert running.states("bad") == {1: "END"}
 

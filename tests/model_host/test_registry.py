@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from server.model_host import errors
-from server.model_host.registry import ModelRegistry, State
+from server.model_host.registry import LOG_HINT, RETRY_THREAD_PREFIX, ModelRegistry, State
 from server.model_host.servable import LoadError, Servable
 from tests.model_host.helpers import wait_until
 
@@ -78,7 +78,7 @@ def test_a_failed_version_is_not_retried_while_it_stays_aspired() -> None:
     (failed,) = [s for s in registry.states("m") if s.version == 2]
     assert (failed.error_code, failed.error_message) == (
         grpc.StatusCode.DATA_LOSS.value[0],
-        "broken 2",
+        "broken 2" + LOG_HINT,
     )
     # Once it stops being aspired, it may be tried again later (e.g. after a fix).
     _aspire(registry, 1)
@@ -92,8 +92,40 @@ def test_load_retries() -> None:
     loader = FakeLoader(broken={"1"})
     registry = _registry(loader, retries=3)
     _aspire(registry, 1)
+    wait_until(lambda: _states(registry) == {1: State.END}, "version 1 to end after its retries")
     assert loader.calls == ["1"] * 4
-    assert _states(registry) == {1: State.END}
+
+
+def test_a_retry_waits_without_holding_anything_and_ends_when_unaspired() -> None:
+    loader = FakeLoader(broken={"2"})
+    registry = ModelRegistry(
+        loader, max_num_load_retries=5, load_retry_interval_seconds=60, stopping=threading.Event()
+    )
+    _aspire(registry, 1)
+    _aspire(registry, 2)  # returns after the first attempt: the next one is a minute away
+    assert _states(registry) == {2: State.LOADING, 1: State.AVAILABLE}
+    _aspire(registry, 3)  # version 2 is no longer aspired: no more retries
+    assert _states(registry) == {3: State.AVAILABLE, 2: State.END, 1: State.END}
+    (failed,) = [s for s in registry.states("m") if s.version == 2]
+    assert failed.error_message == "broken 2" + LOG_HINT
+    assert loader.calls == ["1", "2", "3"]
+
+
+def test_close_cancels_the_retries_waiting() -> None:
+    registry = ModelRegistry(
+        FakeLoader(broken={"1"}),
+        max_num_load_retries=5,
+        load_retry_interval_seconds=60,
+        stopping=threading.Event(),
+    )
+    _aspire(registry, 1)
+    assert _retry_threads()
+    registry.close()
+    wait_until(lambda: not _retry_threads(), "the retry timer to end")
+
+
+def _retry_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(RETRY_THREAD_PREFIX)]
 
 
 def test_an_unloaded_version_can_come_back() -> None:

@@ -3,6 +3,7 @@ CLI flags and the cleaning of TensorFlow runtime errors."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grpc
@@ -65,6 +66,46 @@ def test_versions_on_disk_ignore_non_numeric_names(tmp_path: Path) -> None:
     assert sorted(versions_on_disk(tmp_path)) == [1, 12]
     with pytest.raises(BasePathMissing):
         versions_on_disk(tmp_path / "missing")
+
+
+def test_versions_on_disk_skip_numbers_that_cannot_be_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("1", "07", "7", "9223372036854775807", "9223372036854775808", "9" * 20):
+        (tmp_path / name).mkdir()
+    caplog.set_level(logging.WARNING, logger="common.versions")
+    expected = {1: tmp_path / "1", 7: tmp_path / "7", 2**63 - 1: tmp_path / "9223372036854775807"}
+    assert versions_on_disk(tmp_path) == expected
+    assert versions_on_disk(tmp_path) == expected
+
+    def warned() -> list[str]:
+        return [r.getMessage().split()[2] for r in caplog.records if r.name == "common.versions"]
+
+    # Once per directory, not once per scan ...
+    assert sorted(warned()) == sorted(["07", "9223372036854775808", "9" * 20])
+    # ... and again when one comes back after it was gone.
+    (tmp_path / "07").rmdir()
+    versions_on_disk(tmp_path)
+    (tmp_path / "07").mkdir()
+    versions_on_disk(tmp_path)
+    assert sorted(warned()) == sorted(["07", "07", "9223372036854775808", "9" * 20])
+
+
+def test_cli_flags_of_the_hosts_reach(tmp_path: Path) -> None:
+    defaults = options_from(_parser().parse_args([]))
+    assert _parser().parse_args([]).address == "127.0.0.1"
+    assert (defaults.enable_model_management, defaults.management_token_file) == (True, None)
+    args = _parser().parse_args(
+        [
+            "--address=0.0.0.0",
+            "--enable_model_management=false",
+            f"--management_token_file={tmp_path / 'token'}",
+        ]
+    )
+    options = options_from(args)
+    assert args.address == "0.0.0.0"
+    assert options.enable_model_management is False
+    assert options.management_token_file == tmp_path / "token"
 
 
 @pytest.mark.parametrize(
