@@ -36,18 +36,19 @@ class CallLimits:
         return self._in_flight
 
     @contextmanager
-    def slot(self, peer: str) -> Iterator[None]:
-        """Holds one call's slot; raises LimitExceeded when none is free."""
+    def slot(self, peer: str, what: str = "calls") -> Iterator[None]:
+        """Holds one call's slot; raises LimitExceeded when none is free (`what` names the
+        calls counted, in the message)."""
         client = client_of(peer)
         if self._max_calls and self._in_flight >= self._max_calls:
             raise LimitExceeded(
-                f"the gateway is at its limit of {self._max_calls} concurrent calls; retry "
+                f"the gateway is at its limit of {self._max_calls} concurrent {what}; retry "
                 "with backoff"
             )
         if self._max_per_client and self._by_client[client] >= self._max_per_client:
             raise LimitExceeded(
-                f"this client already has {self._max_per_client} calls in flight, its limit; "
-                "wait for answers (or use ClassifyStream) before sending more"
+                f"this client already has {self._max_per_client} {what} in flight, its limit; "
+                "wait for answers before sending more"
             )
         self._in_flight += 1
         self._by_client[client] += 1

@@ -139,6 +139,7 @@ async def create_server(settings: GatewaySettings) -> Gateway:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
         ],
     )
     experiments = await build_experiments(settings, service, catalog, models_config, metrics)
@@ -148,6 +149,10 @@ async def create_server(settings: GatewaySettings) -> Gateway:
             experiments.router,
             experiments.feedback,
             default_timeout_s=settings.default_timeout_s,
+            stream_limits=CallLimits(
+                max_calls=settings.max_concurrent_streams, max_calls_per_client=0
+            ),
+            stream_idle_timeout_s=settings.stream_idle_timeout_s,
         ),
         server,
     )

@@ -16,6 +16,7 @@ from imgclf.v1 import classifier_pb2_grpc
 from server.experiments.feedback import FeedbackService
 from server.experiments.routing import ExperimentRouter
 from server.gateway import converters, experiment_converters
+from server.gateway.call_limits import CallLimits
 from server.gateway.classification import ClassificationService
 from server.gateway.errors import InvalidRequest
 from server.gateway.streaming import classify_stream
@@ -35,11 +36,15 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
         feedback: FeedbackService,
         *,
         default_timeout_s: float,
+        stream_limits: CallLimits | None = None,
+        stream_idle_timeout_s: float = 0.0,
     ) -> None:
         self._service = service
         self._router = router
         self._feedback = feedback
         self._default_timeout = default_timeout_s
+        self._stream_limits = stream_limits or CallLimits(max_calls=0, max_calls_per_client=0)
+        self._stream_idle_timeout_s = stream_idle_timeout_s
 
     async def Classify(
         self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -62,8 +67,11 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServicer):
             )
             return converters.classify_response(result)
 
-        async for answer in classify_stream(request_iterator, classify_one):
-            yield answer
+        with self._stream_limits.slot(context.peer(), what="streams"):
+            async for answer in classify_stream(
+                request_iterator, classify_one, idle_timeout_s=self._stream_idle_timeout_s
+            ):
+                yield answer
 
     async def Feedback(
         self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -104,6 +104,24 @@ class GatewaySettings(BaseSettings):
         description="Calls in flight at once from one client address; more are refused with "
         "RESOURCE_EXHAUSTED, so one caller cannot take the whole gateway. 0: no limit.",
     )
+    max_concurrent_streams: int = Field(
+        64,
+        ge=0,
+        description="ClassifyStream calls open at once over all callers; more are refused with "
+        "RESOURCE_EXHAUSTED. 0: no limit.",
+    )
+    max_streams_per_connection: int = Field(
+        100,
+        ge=1,
+        description="HTTP/2 streams (calls of any kind) one connection may have open at once; "
+        "a client's further calls wait on its side until one ends.",
+    )
+    stream_idle_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="A ClassifyStream that sends no request for this long with no answer "
+        "pending is closed with DEADLINE_EXCEEDED. 0: never.",
+    )
     grace_period_s: float = Field(
         10.0,
         description="On SIGTERM, how long in-flight calls may finish; keep it below the pod's "

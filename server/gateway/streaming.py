@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from imgclf.v1 import classifier_pb2 as pb
 
-from server.gateway.errors import GatewayError
+from server.gateway.errors import DeadlineExceeded, GatewayError
 from server.gateway.interceptor import INTERNAL_MESSAGE, MAX_REQUEST_ID_LENGTH, status_for
 from server.gateway.wire import MalformedMessage
 
@@ -53,15 +53,49 @@ async def classify_stream(
     classify: ClassifyOne,
     *,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    idle_timeout_s: float = 0.0,
 ) -> AsyncIterator[pb.ClassifyStreamResponse]:
-    """Answers, in order, for the requests of one stream."""
+    """Answers, in order, for the requests of one stream.
+
+    At most `max_in_flight` requests are read ahead of the answers the caller has taken
+    (backpressure). With `idle_timeout_s` > 0, a stream that sends no request for that long
+    while it has no answer pending ends with DEADLINE_EXCEEDED.
+    """
     queue: asyncio.Queue[asyncio.Task[pb.ClassifyStreamResponse]] = asyncio.Queue(
         maxsize=max_in_flight
     )
+    loop = asyncio.get_running_loop()
+    pending = 0  # requests read whose answer the caller has not been handed yet
+    last_activity = loop.time()
+
+    async def next_request(
+        iterator: AsyncIterator[pb.ClassifyRequest | MalformedMessage],
+    ) -> pb.ClassifyRequest | MalformedMessage:
+        waiting = asyncio.ensure_future(anext(iterator))
+        try:
+            while idle_timeout_s > 0 and not waiting.done():
+                quiet_for = loop.time() - last_activity
+                if pending == 0 and quiet_for >= idle_timeout_s:
+                    raise DeadlineExceeded(
+                        f"the stream sent no request for {idle_timeout_s:g} s with no answer "
+                        "pending, so it was closed; open a new stream when there is work"
+                    )
+                await asyncio.wait({waiting}, timeout=max(0.01, idle_timeout_s - quiet_for))
+            return await waiting
+        finally:
+            waiting.cancel()
 
     async def read() -> None:
+        nonlocal pending, last_activity
         sequence = 0
-        async for request in requests:
+        iterator = aiter(requests)
+        while True:
+            try:
+                request = await next_request(iterator)
+            except StopAsyncIteration:
+                return
+            pending += 1
+            last_activity = loop.time()
             if isinstance(request, MalformedMessage):
                 outcome = _malformed(sequence, request)
             else:
@@ -76,7 +110,10 @@ async def classify_stream(
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
-                yield await getter.result()
+                answer = await getter.result()
+                pending -= 1
+                last_activity = loop.time()
+                yield answer
                 continue
             getter.cancel()
             while not queue.empty():  # the requests have ended: answer what is left
