@@ -7,6 +7,9 @@ messages about the caller's request (not about TF Serving's internals).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 import grpc
 import numpy as np
 from tensorflow_serving.apis import (
@@ -18,6 +21,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from server.gateway.circuit_breaker import CircuitBreaker
 from server.gateway.domain import ModelInfo, ModelRef, ModelStatus, VersionStatus
 from server.gateway.errors import (
     BackendFailed,
@@ -78,10 +82,28 @@ def translate_error(error: grpc.aio.AioRpcError, ref: ModelRef) -> GatewayError:
     return BackendFailed(f"the backend failed for {ref.describe()} ({code.name}: {details})")
 
 
-class TFServingBackend:
-    """Talks to one TF Serving endpoint over a single reused channel."""
+T = TypeVar("T")
+_UNGUARDED = CircuitBreaker(failures_to_open=2**62, open_s=0.0)  # never opens
+_BACKEND_FAULTS = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
-    def __init__(self, target: str, *, max_message_bytes: int) -> None:
+
+class TFServingBackend:
+    """Talks to one TF Serving endpoint over a single reused channel.
+
+    Every call waits at most `call_timeout_s` (shorter than callers' deadlines, so a hung
+    backend is noticed while callers can still retry); predictions go through a circuit breaker.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        max_message_bytes: int,
+        call_timeout_s: float | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._call_timeout_s = call_timeout_s
+        self._breaker = breaker or CircuitBreaker(failures_to_open=1_000_000, open_s=0.0)
         self._channel = grpc.aio.insecure_channel(
             target,
             options=[
@@ -96,13 +118,51 @@ class TFServingBackend:
     async def close(self) -> None:
         await self._channel.close(None)
 
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        timeout: float | None,
+        *,
+        guarded: bool = False,
+    ) -> T:
+        """One RPC within the backend's own timeout; `guarded` ones (predictions) also go
+        through the breaker, so a backend that answers metadata but hangs on Predict opens it."""
+        breaker = self._breaker if guarded else _UNGUARDED
+        probe = breaker.before_call()
+        capped = timeout
+        if self._call_timeout_s is not None and (timeout is None or timeout > self._call_timeout_s):
+            capped = self._call_timeout_s
+        try:
+            response = await method(request, timeout=capped)
+        except grpc.aio.AioRpcError as error:
+            ours = capped is not None and capped != timeout
+            if error.code() == grpc.StatusCode.UNAVAILABLE or (
+                ours and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            ):
+                breaker.failed(probe)
+                if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise BackendUnavailable(
+                        f"the model backend did not answer within {capped:g} s; retry shortly"
+                    ) from error
+            elif error.code() in _BACKEND_FAULTS or error.code() == grpc.StatusCode.CANCELLED:
+                breaker.abandoned(probe)
+            else:
+                breaker.succeeded(probe)  # it answered, about the request
+            raise
+        except BaseException:
+            breaker.abandoned(probe)
+            raise
+        breaker.succeeded(probe)
+        return response
+
     async def resolve_version(self, ref: ModelRef, *, timeout: float | None) -> int:
         """The version number `ref` points at now (its label or the latest), per the backend."""
         request = get_model_metadata_pb2.GetModelMetadataRequest(
             model_spec=_model_spec(ref), metadata_field=["signature_def"]
         )
         try:
-            response = await self._predict.GetModelMetadata(request, timeout=timeout)
+            response = await self._call(self._predict.GetModelMetadata, request, timeout)
         except grpc.aio.AioRpcError as error:
             raise translate_error(error, ref) from error
         return int(response.model_spec.version.value)
@@ -112,7 +172,7 @@ class TFServingBackend:
         ref = ModelRef(name, version=version)
         request = predict_pb2.PredictRequest(model_spec=_model_spec(ref, METADATA_SIGNATURE))
         try:
-            response = await self._predict.Predict(request, timeout=timeout)
+            response = await self._call(self._predict.Predict, request, timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 raise BackendFailed(
@@ -138,7 +198,7 @@ class TFServingBackend:
         request.inputs[INPUT_KEY].CopyFrom(uint8_tensor(images))
         request.output_filter.append(OUTPUT_KEY)
         try:
-            response = await self._predict.Predict(request, timeout=timeout)
+            response = await self._call(self._predict.Predict, request, timeout, guarded=True)
         except grpc.aio.AioRpcError as error:
             raise translate_error(error, ref) from error
         try:
@@ -157,7 +217,7 @@ class TFServingBackend:
             model_spec=model_pb2.ModelSpec(name=name)
         )
         try:
-            response = await self._models.GetModelStatus(request, timeout=timeout)
+            response = await self._call(self._models.GetModelStatus, request, timeout)
         except grpc.aio.AioRpcError as error:
             raise translate_error(error, ModelRef(name)) from error
         versions = tuple(

@@ -32,6 +32,7 @@ from server.gateway.admin_auth import TokenAuthorizer
 from server.gateway.backend import TFServingBackend
 from server.gateway.batching import DirectPredictor, MicroBatcher
 from server.gateway.call_limits import CallLimits
+from server.gateway.circuit_breaker import CircuitBreaker
 from server.gateway.classification import ClassificationService
 from server.gateway.experiment_setup import ExperimentStack, build_experiments
 from server.gateway.experiments_servicer import AdminServicer, ExperimentsServicer
@@ -94,7 +95,12 @@ async def _bounded(what: str, closing: Awaitable[None], limit_s: float = CLOSE_S
 async def create_server(settings: GatewaySettings) -> Gateway:
     """Starts a gateway with `settings`; the returned object knows the port it bound."""
     backend = TFServingBackend(
-        settings.backend_target, max_message_bytes=settings.max_message_bytes
+        settings.backend_target,
+        max_message_bytes=settings.max_message_bytes,
+        call_timeout_s=settings.backend_timeout_s,
+        breaker=CircuitBreaker(
+            failures_to_open=settings.breaker_failures, open_s=settings.breaker_open_s
+        ),
     )
     executor = ThreadPoolExecutor(
         max_workers=max(1, settings.preprocess_workers), thread_name_prefix="preprocess"

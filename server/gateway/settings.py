@@ -54,6 +54,24 @@ class GatewaySettings(BaseSettings):
     default_timeout_s: float = Field(
         10.0, description="Deadline for backend calls when the caller sets none."
     )
+    backend_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="The longest one backend call may take, whatever the caller's deadline: a "
+        "hung backend is answered UNAVAILABLE after this, while the caller can still retry.",
+    )
+    breaker_failures: int = Field(
+        5,
+        ge=1,
+        description="Backend faults in a row (UNAVAILABLE, no answer within backend_timeout_s) "
+        "that open the circuit breaker: calls then fail fast with UNAVAILABLE.",
+    )
+    breaker_open_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long the open circuit fails calls fast before one probe call is let "
+        "through; an answer closes it.",
+    )
     readiness_interval_s: float = Field(
         1.0,
         gt=0,
