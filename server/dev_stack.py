@@ -9,7 +9,9 @@
    else the local model host, with the same config and flags.
 3. The gateway starts on port 50051 once the models are AVAILABLE, with the experiments of
    `serving_config/experiments.toml` and its experiment store in RUN_DIR (SQLite).
-4. It prints how to call it, then runs until Ctrl-C, which drains both servers. Meanwhile, on a
+4. It prints how to call it, then runs until Ctrl-C, which drains both servers. A backend that
+   crashes is started again (with a growing pause while it keeps crashing); the gateway answers
+   UNAVAILABLE meanwhile and serves again by itself. Meanwhile, on a
    fresh model root, `server.dev_canary` trains a second quick CNN in the background and points
    `canary` at it, so the example experiment compares two real versions (EXAMPLE_CANARY=0 skips
    it).
@@ -44,6 +46,8 @@ GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "50051"))
 BACKEND_PORT = int(os.environ.get("BACKEND_PORT", "8500"))
 CONFIG_POLL_SECONDS = 2
 READY_TIMEOUT_S = 300.0
+RESTART_RESET_S = 60.0  # a backend up this long counts as healthy again
+MAX_RESTART_DELAY_S = 30.0
 SAMPLE_IMAGE = Path("../shared/testdata/images/odd/jpeg_exif_orientation8_photo.jpg")
 TRAINABLE = {"cnn"}
 EXAMPLE_EXPERIMENT = "cnn-stable-vs-canary"
@@ -184,6 +188,32 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+def supervise(processes: list[subprocess.Popen[bytes]]) -> int:
+    """Watches [backend, gateway]: a backend that exits is started again (after 1, 2, 4 ... 30 s
+    while it keeps exiting at once), the gateway answering UNAVAILABLE meanwhile; a gateway
+    that exits stops the stack."""
+    failures = 0
+    started = time.monotonic()
+    while True:
+        backend, gateway = processes
+        if gateway.poll() is not None:
+            print("the gateway exited; stopping the stack", file=sys.stderr, flush=True)
+            return 1
+        if backend.poll() is not None:
+            failures = 1 if time.monotonic() - started > RESTART_RESET_S else failures + 1
+            delay = min(MAX_RESTART_DELAY_S, 2.0 ** (failures - 1))
+            print(
+                f"the model backend exited (code {backend.returncode}); starting it again in "
+                f"{delay:g} s (the gateway answers UNAVAILABLE meanwhile)",
+                flush=True,
+            )
+            time.sleep(delay)
+            processes[0] = subprocess.Popen(backend_command())
+            started = time.monotonic()
+            print(f"model backend started again (pid {processes[0].pid})", flush=True)
+        time.sleep(0.5)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -200,6 +230,7 @@ def main() -> int:
     try:
         backend = subprocess.Popen(backend_command())
         processes.append(backend)
+        print(f"model backend started (pid {backend.pid})", flush=True)
         wait_available(names, time.monotonic() + READY_TIMEOUT_S, backend)
         env = {
             "IMGCLF_GATEWAY_STORE_URL": f"sqlite+aiosqlite:///{RUN_DIR.resolve()}/experiments.db",
@@ -221,10 +252,7 @@ def main() -> int:
         )
         if os.environ.get("EXAMPLE_CANARY", "1") != "0" and canary.wanted():
             canary.start()
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
-        print("a server exited; stopping the stack", file=sys.stderr)
-        return 1
+        return supervise(processes)
     except KeyboardInterrupt:
         print("\nstopping the stack", flush=True)
         return 0

@@ -115,3 +115,59 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         finally:
             if stack.poll() is None:
                 stack.kill()
+
+
+def test_serve_starts_a_crashed_backend_again(tmp_path: Path) -> None:
+    model_root = tmp_path / "models"
+    publish_tiny(model_root, "cnn", seed=0)
+    gateway_port, backend_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MODEL_ROOT": str(model_root),
+        "RUN_DIR": str(tmp_path / "run"),
+        "GATEWAY_PORT": str(gateway_port),
+        "BACKEND_PORT": str(backend_port),
+        "IMGCLF_GATEWAY_HOST": "127.0.0.1",
+        "IMGCLF_GATEWAY_METRICS_PORT": "0",
+        "EXAMPLE_CANARY": "0",
+    }
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "server.dev_stack"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    photo = REPO.parent / "shared/testdata/images/odd/jpeg_baseline_rgb.jpg"
+    classify = [
+        str(Path(sys.executable).parent / "classify"),
+        str(photo),
+        "--model",
+        "cnn",
+        "--target",
+        f"127.0.0.1:{gateway_port}",
+    ]
+    try:
+        started = read_until(stack, "Ctrl-C stops both servers", READY_TIMEOUT_S)
+        pid = int(re.search(r"model backend started \(pid (\d+)\)", started).group(1))  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGKILL)
+        down = subprocess.run(classify, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert down.returncode != 0 and "UNAVAILABLE" in down.stderr, down.stderr
+        read_until(stack, "model backend started again", 60)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            again = subprocess.run(classify, cwd=REPO, capture_output=True, text=True, timeout=60)
+            if again.returncode == 0:
+                break
+            assert "UNAVAILABLE" in again.stderr, again.stderr
+            assert time.monotonic() < deadline, "the stack never served again"
+            time.sleep(0.5)
+        assert stack.poll() is None
+    finally:
+        stack.send_signal(signal.SIGINT)
+        try:
+            assert stack.wait(timeout=30) == 0
+        finally:
+            if stack.poll() is None:
+                stack.kill()
