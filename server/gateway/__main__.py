@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 
 from server import logs
 from server.gateway.server import create_server
@@ -23,7 +25,11 @@ async def serve(settings: GatewaySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    logging.getLogger(__name__).info("draining for up to %.1f s", settings.grace_period_s)
+    log = logging.getLogger(__name__)
+    log.info("stopping: NOT_SERVING for %.1f s, then draining", settings.drain_notice_s)
+    await gateway.announce_drain()
+    await asyncio.sleep(settings.drain_notice_s)
+    log.info("draining for up to %.1f s", settings.grace_period_s)
     await gateway.stop()
 
 
@@ -31,6 +37,11 @@ def main() -> None:
     settings = GatewaySettings()
     logs.configure(settings.log_format == "json")
     asyncio.run(serve(settings))
+    # Drained: exit now, even if a decode thread is still busy with an abandoned image (the
+    # interpreter would otherwise wait for it past the grace period).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,14 @@ class Gateway:
     readiness: ReadinessMonitor
     http: HttpApi | None = None
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        grace = self.settings.grace_period_s if grace_s is None else grace_s
+    async def announce_drain(self) -> None:
+        """Health turns NOT_SERVING for good; calls are still taken until `stop`."""
         await self.readiness.close()
         await self.health.enter_graceful_shutdown()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.settings.grace_period_s if grace_s is None else grace_s
+        await self.announce_drain()
         await _bounded("the gRPC server", self.server.stop(grace), grace + CLOSE_STEP_S)
         # After the drain nothing may hold the exit: every part gets a bounded time to close.
         await _bounded("the experiments", self.experiments.close())

@@ -140,6 +140,13 @@ class GatewaySettings(BaseSettings):
         description="A ClassifyStream that sends no request for this long with no answer "
         "pending is closed with DEADLINE_EXCEEDED. 0: never.",
     )
+    drain_notice_s: float = Field(
+        1.0,
+        ge=0,
+        description="On SIGTERM, how long the gateway keeps taking calls while its health says "
+        "NOT_SERVING, so probes and load balancers see it before the port closes; then the "
+        "grace period starts.",
+    )
     grace_period_s: float = Field(
         10.0,
         description="On SIGTERM, how long in-flight calls may finish; keep it below the pod's "
