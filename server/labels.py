@@ -14,6 +14,7 @@ tool (`server.rollout`) does all of this through a plan, with traffic shifting a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--model", required=True)
     common.add_argument("--config", type=Path, default=Path("serving_config/models.config"))
     common.add_argument("--backend", default="localhost:8500")
+    common.add_argument(
+        "--backend-token-file",
+        type=Path,
+        default=os.environ.get("IMGCLF_BACKEND_TOKEN_FILE") or None,
+        help="the backend's management token, for a local model host started with "
+        "--management_token_file (default $IMGCLF_BACKEND_TOKEN_FILE)",
+    )
     move = commands.add_parser("set", parents=[common], help="point a label at a loaded version")
     move.add_argument("--label", required=True)
     move.add_argument("--version", type=int, required=True)
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("show", parents=[common], help="the model's labels")
     args = parser.parse_args(argv)
     try:
-        with BackendControl(args.backend) as control:
+        with BackendControl(args.backend, token_file=args.backend_token_file) as control:
             if args.command == "set":
                 set_label_on(args.config, control, args.model, args.label, args.version)
                 print(f"{args.model}: label '{args.label}' -> version {args.version}")

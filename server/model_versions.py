@@ -24,6 +24,7 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config.model_server_config_pb2 import ModelConfig, ModelServerConfig
 
+from common.token_file import TokenFileError, read_token_file
 from server import models_config
 
 AVAILABLE = "AVAILABLE"
@@ -51,9 +52,20 @@ class VersionState:
 class BackendControl:
     """The backend's ModelService: version states and config reloads."""
 
-    def __init__(self, target: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, target: str, *, timeout_s: float = 30.0, token_file: Path | None = None
+    ) -> None:
+        """`token_file`: the backend's management token (a local model host started with
+        `--management_token_file`), sent with config reloads only."""
         self.target = target
         self._timeout = timeout_s
+        self._reload_metadata: tuple[tuple[str, str], ...] = ()
+        if token_file is not None:
+            try:
+                token = read_token_file(token_file)
+            except TokenFileError as error:
+                raise VersionError(str(error)) from error
+            self._reload_metadata = (("authorization", f"Bearer {token}"),)
         self._channel = grpc.insecure_channel(target)
         self._stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -92,7 +104,9 @@ class BackendControl:
     def reload(self, config: ModelServerConfig) -> None:
         request = model_management_pb2.ReloadConfigRequest(config=config)
         try:
-            self._stub.HandleReloadConfigRequest(request, timeout=self._timeout)
+            self._stub.HandleReloadConfigRequest(
+                request, timeout=self._timeout, metadata=self._reload_metadata
+            )
         except grpc.RpcError as error:
             raise VersionError(
                 f"{self.target} refused the new config: {error.details()}"

@@ -20,38 +20,21 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 import grpc
 
+from common.token_file import MAX_TOKEN_LENGTH
 from server.model_host import errors
 from server.model_host.servicers import abort
 
 log = logging.getLogger(__name__)
 
 RELOAD_METHOD = "/tensorflow.serving.ModelService/HandleReloadConfigRequest"
-MAX_TOKEN_LENGTH = 4096
 _LOCAL_SCHEMES = ("unix", "unix-abstract")
 Metadata = Sequence[tuple[str, str | bytes]]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-
-
-class TokenFileError(Exception):
-    """The management token file cannot be used (unreadable, empty, or not one token)."""
-
-
-def read_token_file(path: Path) -> str:
-    """The token in `path`: its one non-empty line, without surrounding whitespace."""
-    try:
-        lines = [line.strip() for line in path.read_text().splitlines()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TokenFileError(f"cannot read the management token file {path}: {exc}") from exc
-    tokens = [line for line in lines if line]
-    if len(tokens) != 1 or len(tokens[0]) > MAX_TOKEN_LENGTH or " " in tokens[0]:
-        raise TokenFileError(f"the management token file {path} must hold exactly one token")
-    return tokens[0]
 
 
 def is_local_peer(peer: str) -> bool:

@@ -26,15 +26,11 @@ from typing import Any
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from common.token_file import TokenFileError, read_token_file
 from server.model_host import errors
 from server.model_host.config import ModelServerConfig, read_config_file, single_model_config
 from server.model_host.core import ModelHostCore
-from server.model_host.management import (
-    ManagementInterceptor,
-    ManagementPolicy,
-    TokenFileError,
-    read_token_file,
-)
+from server.model_host.management import ManagementInterceptor, ManagementPolicy
 from server.model_host.options import HostOptions
 from server.model_host.pollers import Poller, config_file_task
 from server.model_host.servicers import ModelServicer, PredictionServicer

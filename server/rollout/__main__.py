@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the models.config the backend polls (default run/models.config)",
     )
     common.add_argument("--backend", default="localhost:8500", help="TF Serving gRPC address")
+    common.add_argument(
+        "--backend-token-file",
+        type=Path,
+        default=os.environ.get("IMGCLF_BACKEND_TOKEN_FILE") or None,
+        help="the backend's management token, for a local model host started with "
+        "--management_token_file (default $IMGCLF_BACKEND_TOKEN_FILE)",
+    )
     common.add_argument("--gateway", default="localhost:50051", help="the gateway's address")
     common.add_argument(
         "--token-file",
@@ -101,7 +108,7 @@ async def run(args: argparse.Namespace) -> int:
             print(render_status(rollout, events, as_json=args.json))
             return 0
         async with AsyncClient(args.gateway, timeout=30.0, admin_token=_token(args)) as client:
-            with BackendControl(args.backend) as backend:
+            with BackendControl(args.backend, token_file=args.backend_token_file) as backend:
                 driver = RolloutDriver(
                     store=store,
                     client=client,

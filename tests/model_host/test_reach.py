@@ -11,6 +11,7 @@ import grpc
 import pytest
 from tensorflow_serving.apis import model_management_pb2
 
+from server import labels
 from server.model_host import HostOptions, StartupError, create_server
 from server.model_host.management import is_local_peer
 from server.model_versions import BackendControl
@@ -201,3 +202,36 @@ def test_an_unusable_token_file_stops_startup(
 )
 def test_local_peers(peer: str, local: bool) -> None:
     assert is_local_peer(peer) is local
+
+
+def test_the_label_and_rollout_tools_send_the_token_from_a_file(
+    tmp_path: Path,
+    two_versions: Path,
+    start_host: StartHost,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{TOKEN}\n")
+    running = start_host(two_versions, options=_options(management_token_file=token_file))
+    running.wait_states({1: "AVAILABLE", 2: "AVAILABLE"})
+    move = [
+        "set",
+        "--model",
+        "cnn",
+        "--label",
+        "stable",
+        "--version",
+        "2",
+        "--config",
+        str(two_versions),
+        "--backend",
+        f"127.0.0.1:{running.port}",
+    ]
+    assert labels.main(move) == 1
+    assert "refused the new config" in capsys.readouterr().err
+    assert labels.main([*move, "--backend-token-file", str(token_file)]) == 0
+    assert "label 'stable' -> version 2" in capsys.readouterr().out
+    assert labels.labels(two_versions, "cnn") == {"stable": 2}
+    (tmp_path / "bad").write_text("two\ntokens\n")
+    assert labels.main([*move, "--backend-token-file", str(tmp_path / "bad")]) == 1
+    assert "exactly one token" in capsys.readouterr().err
