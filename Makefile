@@ -28,6 +28,10 @@ $(STAMP): requirements.lock pyproject.toml client/pyproject.toml tests/interop/n
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	  --no-install-recommends prometheus >/dev/null; } || \
 	  echo "prometheus not installed: the Prometheus scrape test will be skipped"
+	command -v openssl >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends openssl >/dev/null; } || \
+	  echo "openssl not installed: the TLS tests will fail"
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	  --no-install-recommends postgresql >/dev/null; } || \

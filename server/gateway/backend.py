@@ -101,16 +101,21 @@ class TFServingBackend:
         max_message_bytes: int,
         call_timeout_s: float | None = None,
         breaker: CircuitBreaker | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str = "",
     ) -> None:
         self._call_timeout_s = call_timeout_s
         self._breaker = breaker or CircuitBreaker(failures_to_open=1_000_000, open_s=0.0)
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-            ],
-        )
+        options: list[tuple[str, str | int]] = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
         self.target = target

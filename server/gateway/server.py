@@ -45,6 +45,7 @@ from server.gateway.preprocess import ImageLimits
 from server.gateway.readiness import ReadinessMonitor
 from server.gateway.servicer import ClassifierServicer
 from server.gateway.settings import GatewaySettings
+from server.gateway.tls import CertificateFiles, backend_credentials, server_credentials
 
 log = logging.getLogger(__name__)
 CLOSE_STEP_S = 10.0
@@ -67,6 +68,9 @@ class Gateway:
     experiments: ExperimentStack
     readiness: ReadinessMonitor
     http: HttpApi | None = None
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
+    """With TLS on, the plaintext port that serves only health (probes)."""
 
     async def announce_drain(self) -> None:
         """Health turns NOT_SERVING for good; calls are still taken until `stop`."""
@@ -84,6 +88,8 @@ class Gateway:
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self.http is not None:
             await _bounded("the HTTP endpoints", self.http.close())
+        if self.health_server is not None:
+            await _bounded("the health port", self.health_server.stop(0))
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
@@ -105,6 +111,12 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         breaker=CircuitBreaker(
             failures_to_open=settings.breaker_failures, open_s=settings.breaker_open_s
         ),
+        credentials=(
+            backend_credentials(settings.backend_tls_ca_file)
+            if settings.backend_tls_ca_file is not None
+            else None
+        ),
+        server_name=settings.backend_tls_server_name,
     )
     executor = ThreadPoolExecutor(
         max_workers=max(1, settings.preprocess_workers), thread_name_prefix="preprocess"
@@ -191,9 +203,24 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         ],
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    health_server, health_port = None, None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        files = CertificateFiles(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+        mutual = settings.tls_client_ca_file is not None
+        port = server.add_secure_port(address, server_credentials(files, mutual=mutual))
+        # Probes carry no TLS: health alone, in plaintext, on a port of its own.
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health, health_server)
+        health_port = health_server.add_insecure_port(f"{settings.host}:{settings.health_port}")
+        if health_port == 0:
+            raise OSError(f"cannot bind the health port {settings.host}:{settings.health_port}")
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
-        raise OSError(f"cannot bind the gateway to {settings.host}:{settings.port}")
+        raise OSError(f"cannot bind the gateway to {address}")
     await experiments.start()
     readiness = ReadinessMonitor(
         health,
@@ -204,6 +231,8 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     )
     await readiness.check()  # before the first caller can ask
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     readiness.start()
     http, metrics_port = None, None
     if settings.metrics_port >= 0:
@@ -229,4 +258,6 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         experiments,
         readiness,
         http,
+        health_server=health_server,
+        health_port=health_port,
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -212,6 +213,35 @@ class GatewaySettings(BaseSettings):
         description="A report is recomputed from the store at most this often per experiment "
         "(rollout tools poll it).",
     )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) of the gateway's port; with tls_key_file it turns "
+        "TLS on. Read again when the file changes (certificate rotation without a restart).",
+    )
+    tls_key_file: Path | None = Field(
+        None, description="PEM private key of tls_cert_file; read again when it changes."
+    )
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="With TLS on: the CA that signs clients' certificates; set, every client "
+        "must present one (mutual TLS).",
+    )
+    health_port: int = Field(
+        50052,
+        ge=0,
+        description="With TLS on: a plaintext port that serves only grpc.health.v1, for probes "
+        "that carry no TLS (kubelet). 0 picks a free port. With TLS off, health is on `port`.",
+    )
+    backend_tls_ca_file: Path | None = Field(
+        None,
+        description="Set: the backend is reached over TLS, trusting this PEM CA. Unset: "
+        "plaintext (keep the backend on a private network).",
+    )
+    backend_tls_server_name: str = Field(
+        "",
+        description="With backend TLS: the name expected in the backend's certificate, when it "
+        "differs from the host of backend_target.",
+    )
     admin_token_file: Path | None = Field(
         None,
         description="File holding the Admin API's bearer tokens, one per line (several allow "
@@ -221,6 +251,18 @@ class GatewaySettings(BaseSettings):
         "IMGCLF_ADMIN_TOKEN",
         description="Environment variable holding Admin API bearer tokens (comma-separated).",
     )
+
+    @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @classmethod
     def settings_customise_sources(

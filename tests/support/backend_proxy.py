@@ -31,7 +31,8 @@ class BackendProxy:
     def release(self) -> None:
         self._released.set()
 
-    async def start(self) -> int:
+    async def start(self, credentials: grpc.ServerCredentials | None = None) -> int:
+        """Starts listening on 127.0.0.1 (over TLS with `credentials`); returns the port."""
         self._channel = grpc.aio.insecure_channel(
             self._target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
@@ -39,7 +40,11 @@ class BackendProxy:
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         self._server.add_generic_rpc_handlers([_Forwarder(self)])
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        port = (
+            self._server.add_insecure_port("127.0.0.1:0")
+            if credentials is None
+            else self._server.add_secure_port("127.0.0.1:0", credentials)
+        )
         await self._server.start()
         return port
 
