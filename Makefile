@@ -64,7 +64,7 @@ format: $(STAMP)
 
 # Strict typing on the client and on the server modules written since (the gateway, the experiment
 # core and its store, the neutral `common` package).
-TYPED := client/src/imgclf_client common server/gateway server/experiments server/store \
+TYPED := client/src/imgclf_client common server/gateway server/experiments server/store server/periodic.py \
 	server/rollout server/models_config.py server/model_versions.py server/labels.py \
 	server/dev_canary.py tests/load/run.py bench/loadtest_report.py bench/rollout_report.py
 typecheck: $(STAMP)

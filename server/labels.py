@@ -14,11 +14,17 @@ tool (`server.rollout`) does all of this through a plan, with traffic shifting a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from server.model_versions import BackendControl, VersionError, labels, load_version, retire_version
+from server.model_versions import (
+    BackendControl,
+    VersionError,
+    add_backend_token_argument,
+    labels,
+    load_version,
+    retire_version,
+)
 from server.model_versions import set_label as set_label_on
 
 LabelError = VersionError
@@ -39,13 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--model", required=True)
     common.add_argument("--config", type=Path, default=Path("serving_config/models.config"))
     common.add_argument("--backend", default="localhost:8500")
-    common.add_argument(
-        "--backend-token-file",
-        type=Path,
-        default=os.environ.get("IMGCLF_BACKEND_TOKEN_FILE") or None,
-        help="the backend's management token, for a local model host started with "
-        "--management_token_file (default $IMGCLF_BACKEND_TOKEN_FILE)",
-    )
+    add_backend_token_argument(common)
     move = commands.add_parser("set", parents=[common], help="point a label at a loaded version")
     move.add_argument("--label", required=True)
     move.add_argument("--version", type=int, required=True)

@@ -11,6 +11,8 @@ or broken, can never take away one that serves a label.
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,3 +209,14 @@ def _entry(config: ModelServerConfig, model: str, path: Path) -> ModelConfig:
         return models_config.entry(config, model)
     except KeyError as error:
         raise VersionError(f"{path}: {error.args[0]}") from error
+
+
+def add_backend_token_argument(parser: argparse.ArgumentParser) -> None:
+    """`--backend-token-file`, for the command lines that reconfigure the backend."""
+    parser.add_argument(
+        "--backend-token-file",
+        type=Path,
+        default=os.environ.get("IMGCLF_BACKEND_TOKEN_FILE") or None,
+        help="the backend's management token, for a local model host started with "
+        "--management_token_file (default $IMGCLF_BACKEND_TOKEN_FILE)",
+    )

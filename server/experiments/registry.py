@@ -42,6 +42,7 @@ from server.gateway.errors import (
     NotFound,
     StoreUnavailable,
 )
+from server.periodic import Periodic
 from server.store.errors import RevisionConflict, StoreError
 from server.store.repository import ExperimentStore, StoredExperiment
 
@@ -69,13 +70,12 @@ class ExperimentRegistry:
     ) -> None:
         self._store = store
         self._models = models
-        self._interval = sync_interval_s
         self._file = {e.name: e for e in file_definitions}
         now = datetime.now(UTC)
         self._active: dict[str, ActiveExperiment] = {
             e.name: ActiveExperiment(e, 0, now) for e in file_definitions
         }
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(self.sync, sync_interval_s, "the experiment sync")
         self._change_lock = asyncio.Lock()
         self._store_ok = True
 
@@ -107,20 +107,11 @@ class ExperimentRegistry:
     async def start(self) -> None:
         """First sync (bounded by the store's timeout), then a sync every interval."""
         await self.sync()
-        if self._store is not None and self._task is None:
-            self._task = asyncio.ensure_future(self._run())
+        if self._store is not None:
+            self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.sync()
+        await self._rounds.close()
 
     async def sync(self) -> bool:
         """Seeds the store from the file where needed and applies what it holds; False if down."""

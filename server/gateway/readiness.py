@@ -9,8 +9,6 @@ SERVING by itself once a check succeeds again. Transitions are logged.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
@@ -19,6 +17,7 @@ from grpc_health.v1 import health_pb2
 
 from server.gateway.domain import ModelStatus
 from server.gateway.errors import GatewayError
+from server.periodic import Periodic
 
 log = logging.getLogger(__name__)
 AVAILABLE = "AVAILABLE"
@@ -49,7 +48,7 @@ class ReadinessMonitor:
         self._interval_s = max(0.05, interval_s)
         self._ready: bool | None = None
         self._reason = ""
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(self.check, self._interval_s, "the readiness check")
 
     @property
     def ready(self) -> bool:
@@ -74,23 +73,10 @@ class ReadinessMonitor:
         return ready
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
+        self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.check()
-            except Exception:  # a bug here must not stop the checks
-                log.exception("the readiness check failed")
+        await self._rounds.close()
 
     async def _probe(self) -> tuple[bool, str]:
         names = sorted(set(self._models()))

@@ -26,7 +26,7 @@ from typing import Any
 
 from imgclf_client import AsyncClient, ImgclfError
 
-from server.model_versions import BackendControl, VersionError
+from server.model_versions import BackendControl, VersionError, add_backend_token_argument
 from server.rollout.driver import RolloutDriver, RolloutError
 from server.rollout.plan import PlanError, load_plan
 from server.rollout.status import render_status
@@ -47,13 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the models.config the backend polls (default run/models.config)",
     )
     common.add_argument("--backend", default="localhost:8500", help="TF Serving gRPC address")
-    common.add_argument(
-        "--backend-token-file",
-        type=Path,
-        default=os.environ.get("IMGCLF_BACKEND_TOKEN_FILE") or None,
-        help="the backend's management token, for a local model host started with "
-        "--management_token_file (default $IMGCLF_BACKEND_TOKEN_FILE)",
-    )
+    add_backend_token_argument(common)
     common.add_argument("--gateway", default="localhost:50051", help="the gateway's address")
     common.add_argument(
         "--token-file",

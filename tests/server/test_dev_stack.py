@@ -46,7 +46,8 @@ def run_printed(line: str, *extra: str) -> str:
     return result.stdout
 
 
-def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
+def start_stack(tmp_path: Path, **extra_env: str) -> tuple[subprocess.Popen[str], int]:
+    """`python -m server.dev_stack` on a tiny published CNN; the process and its gateway port."""
     model_root = tmp_path / "models"
     publish_tiny(model_root, "cnn", seed=0)
     gateway_port, backend_port = free_port(), free_port()
@@ -58,7 +59,7 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         "BACKEND_PORT": str(backend_port),
         "IMGCLF_GATEWAY_HOST": "127.0.0.1",
         "IMGCLF_GATEWAY_METRICS_PORT": "0",
-        "CIFAR10_DIR": str(CIFAR10) if CIFAR10.is_dir() else "",
+        **extra_env,
     }
     stack = subprocess.Popen(
         [sys.executable, "-m", "server.dev_stack"],
@@ -67,6 +68,23 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+    )
+    return stack, gateway_port
+
+
+def stop_stack(stack: subprocess.Popen[str]) -> None:
+    stack.send_signal(signal.SIGINT)
+    try:
+        assert stack.wait(timeout=30) == 0
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+
+
+def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
+    model_root = tmp_path / "models"
+    stack, gateway_port = start_stack(
+        tmp_path, CIFAR10_DIR=str(CIFAR10) if CIFAR10.is_dir() else ""
     )
     target = ["--target", f"127.0.0.1:{gateway_port}"]
     try:
@@ -109,36 +127,11 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
             assert json.loads(run_printed(canary, *target, "--json"))["version"] == 2
             assert json.loads(out)["version"] == 1
     finally:
-        stack.send_signal(signal.SIGINT)
-        try:
-            assert stack.wait(timeout=30) == 0
-        finally:
-            if stack.poll() is None:
-                stack.kill()
+        stop_stack(stack)
 
 
 def test_serve_starts_a_crashed_backend_again(tmp_path: Path) -> None:
-    model_root = tmp_path / "models"
-    publish_tiny(model_root, "cnn", seed=0)
-    gateway_port, backend_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MODEL_ROOT": str(model_root),
-        "RUN_DIR": str(tmp_path / "run"),
-        "GATEWAY_PORT": str(gateway_port),
-        "BACKEND_PORT": str(backend_port),
-        "IMGCLF_GATEWAY_HOST": "127.0.0.1",
-        "IMGCLF_GATEWAY_METRICS_PORT": "0",
-        "EXAMPLE_CANARY": "0",
-    }
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "server.dev_stack"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    stack, gateway_port = start_stack(tmp_path, EXAMPLE_CANARY="0")
     photo = REPO.parent / "shared/testdata/images/odd/jpeg_baseline_rgb.jpg"
     classify = [
         str(Path(sys.executable).parent / "classify"),
@@ -165,9 +158,4 @@ def test_serve_starts_a_crashed_backend_again(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert stack.poll() is None
     finally:
-        stack.send_signal(signal.SIGINT)
-        try:
-            assert stack.wait(timeout=30) == 0
-        finally:
-            if stack.poll() is None:
-                stack.kill()
+        stop_stack(stack)
