@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.ab_run import AB, SHADOWED
-from training.contract import TRAINING_RECORD_FILE
+from common.serving_contract import TRAINING_RECORD_FILE
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")  # fmt: skip

@@ -25,7 +25,7 @@ from flask.typing import ResponseReturnValue
 from PIL import Image
 from werkzeug.serving import make_server
 
-from training.contract import (
+from common.serving_contract import (
     CLASS_NAMES_KEY,
     INPUT_KEY,
     INPUT_SIZE_KEY,

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from training.contract import INPUT_KEY, OUTPUT_KEY, SERVING_SIGNATURE
+from common.serving_contract import INPUT_KEY, OUTPUT_KEY, SERVING_SIGNATURE
 
 
 def measure(

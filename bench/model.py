@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tensorflow_serving.config.model_server_config_pb2 import ModelServerConfig
 
 from bench.manifest import BenchModel
-from tests.model_factory import write_models_config
-from training.contract import TRAINING_RECORD_FILE
+from common.serving_contract import TRAINING_RECORD_FILE
+from server import models_config
 from training.export import existing_versions, publish
 from training.models import build_model
 from training.models.cnn import CIFAR10_MEAN, CIFAR10_STD
@@ -60,12 +61,13 @@ def choose_model(
     else:
         path, trained = _publish_untrained(scratch, name, class_names, images), False
     version = int(path.name)
-    config = write_models_config(
-        scratch / "models.config",
-        path.parent.parent,
-        name=name,
-        policy=f"specific {{ versions: {version} }}",
+    config = scratch / "models.config"
+    served = ModelServerConfig()
+    entry = served.model_config_list.config.add(
+        name=name, base_path=str(path.parent), model_platform="tensorflow"
     )
+    models_config.set_specific_versions(entry, [version])
+    models_config.write(config, served)
     return BenchModel(
         name=name,
         version=version,

@@ -23,7 +23,7 @@ from bench.blobs import write_blobs
 from bench.images import cifar_test_pixels, describe, encoded_images
 from bench.manifest import Blobs, Manifest
 from bench.model import choose_model
-from training.contract import INPUT_SIZE_KEY, METADATA_SIGNATURE
+from common.serving_contract import INPUT_SIZE_KEY, METADATA_SIGNATURE
 from training.data import read_class_names
 from training.provenance import hardware_summary
 

@@ -16,9 +16,9 @@ from imgclf.v1 import classifier_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2
 
 from bench.images import EncodedImage
+from common.serving_contract import INPUT_KEY, OUTPUT_KEY, SERVING_SIGNATURE
 from server.gateway.preprocess import ImageLimits, decode_image
 from server.gateway.tensors import uint8_tensor
-from training.contract import INPUT_KEY, OUTPUT_KEY, SERVING_SIGNATURE
 
 FLASK_PATH = "/predict"
 FLASK_FIELD = "image"

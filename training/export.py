@@ -25,8 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from common.versions import version_numbers
-from training.contract import (
+from common.serving_contract import (
     CLASS_NAMES_KEY,
     INPUT_KEY,
     INPUT_SIZE_KEY,
@@ -34,6 +33,7 @@ from training.contract import (
     OUTPUT_KEY,
     SERVING_SIGNATURE,
 )
+from common.versions import version_numbers
 
 TEMP_PREFIX = ".tmp-"
 

@@ -37,9 +37,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common.serving_contract import HISTORY_FILE, TRAINING_RECORD_FILE
 from training import export, pipeline
 from training.config import NO_WEIGHTS, TrainConfig, load_run_data
-from training.contract import HISTORY_FILE, TRAINING_RECORD_FILE
 from training.data import Cifar10, split_validation
 from training.models import build_model
 from training.models.xception import NUM_BLOCKS, freeze_base, unfreeze_top_blocks

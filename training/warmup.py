@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from training.contract import INPUT_KEY, SERVING_SIGNATURE
+from common.serving_contract import INPUT_KEY, SERVING_SIGNATURE
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 DEFAULT_BATCH_SIZES = (1, 8, 32)

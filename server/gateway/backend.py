@@ -21,6 +21,14 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from common.serving_contract import (
+    CLASS_NAMES_KEY,
+    INPUT_KEY,
+    INPUT_SIZE_KEY,
+    METADATA_SIGNATURE,
+    OUTPUT_KEY,
+    SERVING_SIGNATURE,
+)
 from server.gateway.circuit_breaker import CircuitBreaker
 from server.gateway.domain import ModelInfo, ModelRef, ModelStatus, VersionStatus
 from server.gateway.errors import (
@@ -32,14 +40,6 @@ from server.gateway.errors import (
     NotFound,
 )
 from server.gateway.tensors import TensorDecodeError, to_numpy, to_strings, uint8_tensor
-from training.contract import (
-    CLASS_NAMES_KEY,
-    INPUT_KEY,
-    INPUT_SIZE_KEY,
-    METADATA_SIGNATURE,
-    OUTPUT_KEY,
-    SERVING_SIGNATURE,
-)
 
 _STATE_NAMES = {
     get_model_status_pb2.ModelVersionStatus.State.Value(name): name

@@ -6,6 +6,7 @@ schema created and changed only by the Alembic migrations in `server.store.migra
 (or another `StoreError`), within the store's timeout.
 """
 
+from server.store.base import StoreBase
 from server.store.engine import create_store_engine, default_store_url, safe_url
 from server.store.errors import (
     RevisionConflict,
@@ -26,7 +27,6 @@ from server.store.repository import (
     ExperimentStore,
     FeedbackOutcome,
     FeedbackResult,
-    StoreBase,
     StoredExperiment,
 )
 from server.store.rollouts import TERMINAL_STATES, RolloutEvent, RolloutStore, StoredRollout

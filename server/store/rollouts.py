@@ -19,8 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.store.errors import RolloutConflict, RolloutNotFound, RolloutStateConflict, StoreError
-from server.store.repository import (
+from server.store.base import (
     RACE_ROUNDS,
     AnyRow,
     StoreBase,
@@ -28,6 +27,7 @@ from server.store.repository import (
     check_lengths,
     utc_now,
 )
+from server.store.errors import RolloutConflict, RolloutNotFound, RolloutStateConflict, StoreError
 from server.store.schema import UtcDateTime, rollout_events, rollouts
 
 TERMINAL_STATES = frozenset({"promoted", "rolled_back", "rejected", "aborted"})

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training.contract import (
+from common.serving_contract import (
     CLASS_NAMES_KEY,
     INPUT_KEY,
     INPUT_SIZE_KEY,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.serving_contract import HISTORY_FILE, TRAINING_RECORD_FILE
 from common.versions import version_numbers
-from training.contract import HISTORY_FILE, TRAINING_RECORD_FILE
 from training.evaluation.errors import EvaluationError
 
 TRAINING_FILE = TRAINING_RECORD_FILE
