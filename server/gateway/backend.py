@@ -83,8 +83,7 @@ def translate_error(error: grpc.aio.AioRpcError, ref: ModelRef) -> GatewayError:
 
 
 T = TypeVar("T")
-_UNGUARDED = CircuitBreaker(failures_to_open=2**62, open_s=0.0)  # never opens
-_BACKEND_FAULTS = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_SILENT = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 
 
 class TFServingBackend:
@@ -105,7 +104,7 @@ class TFServingBackend:
         server_name: str = "",
     ) -> None:
         self._call_timeout_s = call_timeout_s
-        self._breaker = breaker or CircuitBreaker(failures_to_open=1_000_000, open_s=0.0)
+        self._breaker = breaker
         options: list[tuple[str, str | int]] = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -124,41 +123,47 @@ class TFServingBackend:
         await self._channel.close(None)
 
     async def _call(
-        self,
-        method: Callable[..., Awaitable[T]],
-        request: Any,
-        timeout: float | None,
-        *,
-        guarded: bool = False,
+        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None
     ) -> T:
-        """One RPC within the backend's own timeout; `guarded` ones (predictions) also go
-        through the breaker, so a backend that answers metadata but hangs on Predict opens it."""
-        breaker = self._breaker if guarded else _UNGUARDED
-        probe = breaker.before_call()
+        """One RPC within the backend's own timeout (UNAVAILABLE when that, not the caller's
+        deadline, ran out)."""
         capped = timeout
         if self._call_timeout_s is not None and (timeout is None or timeout > self._call_timeout_s):
             capped = self._call_timeout_s
         try:
-            response = await method(request, timeout=capped)
+            return await method(request, timeout=capped)
         except grpc.aio.AioRpcError as error:
-            ours = capped is not None and capped != timeout
-            if error.code() == grpc.StatusCode.UNAVAILABLE or (
-                ours and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            ):
-                breaker.failed(probe)
-                if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise BackendUnavailable(
-                        f"the model backend did not answer within {capped:g} s; retry shortly"
-                    ) from error
-            elif error.code() in _BACKEND_FAULTS or error.code() == grpc.StatusCode.CANCELLED:
-                breaker.abandoned(probe)
+            if capped != timeout and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise BackendUnavailable(
+                    f"the model backend did not answer within {capped:g} s; retry shortly"
+                ) from error
+            raise
+
+    async def _guarded(
+        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None
+    ) -> T:
+        """`_call` through the breaker (predictions: a backend that answers metadata but hangs
+        on Predict must open it)."""
+        if self._breaker is None:
+            return await self._call(method, request, timeout)
+        probe = self._breaker.before_call()
+        try:
+            response = await self._call(method, request, timeout)
+        except BackendUnavailable:
+            self._breaker.failed(probe)  # no answer within the backend timeout
+            raise
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
+                self._breaker.failed(probe)
+            elif error.code() in _SILENT:
+                self._breaker.abandoned(probe)  # the caller's deadline or cancellation
             else:
-                breaker.succeeded(probe)  # it answered, about the request
+                self._breaker.succeeded(probe)  # it answered, about the request
             raise
         except BaseException:
-            breaker.abandoned(probe)
+            self._breaker.abandoned(probe)
             raise
-        breaker.succeeded(probe)
+        self._breaker.succeeded(probe)
         return response
 
     async def resolve_version(self, ref: ModelRef, *, timeout: float | None) -> int:
@@ -203,7 +208,7 @@ class TFServingBackend:
         request.inputs[INPUT_KEY].CopyFrom(uint8_tensor(images))
         request.output_filter.append(OUTPUT_KEY)
         try:
-            response = await self._call(self._predict.Predict, request, timeout, guarded=True)
+            response = await self._guarded(self._predict.Predict, request, timeout)
         except grpc.aio.AioRpcError as error:
             raise translate_error(error, ref) from error
         try:

@@ -71,9 +71,11 @@ async def classify_stream(
     async def next_request(
         iterator: AsyncIterator[pb.ClassifyRequest | MalformedMessage],
     ) -> pb.ClassifyRequest | MalformedMessage:
+        if idle_timeout_s <= 0:
+            return await anext(iterator)
         waiting = asyncio.ensure_future(anext(iterator))
         try:
-            while idle_timeout_s > 0 and not waiting.done():
+            while not waiting.done():
                 quiet_for = loop.time() - last_activity
                 if pending == 0 and quiet_for >= idle_timeout_s:
                     raise DeadlineExceeded(

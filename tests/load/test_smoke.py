@@ -4,18 +4,14 @@ stack (`server.dev_stack`: model host and gateway, tiny model), failing if any c
 from __future__ import annotations
 
 import csv
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.model_factory import publish_tiny
-from tests.support.ports import free_port
+from tests.support.dev_stack import READY_MARKER, read_until, start_stack, stop_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = {
@@ -33,41 +29,12 @@ if (REPO.parent / "shared/datasets/cifar-10-batches-py/test_batch").is_file():
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[int]:
-    model_root = tmp_path / "models"
-    publish_tiny(model_root, "cnn", seed=0)
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_ROOT": str(model_root),
-        "RUN_DIR": str(tmp_path / "run"),
-        "GATEWAY_PORT": str(port),
-        "BACKEND_PORT": str(free_port()),
-        "IMGCLF_GATEWAY_HOST": "127.0.0.1",
-        "IMGCLF_GATEWAY_METRICS_PORT": "0",
-        "EXAMPLE_CANARY": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.dev_stack"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 180
-    for line in process.stdout:
-        if "Ctrl-C stops both servers" in line:
-            break
-        assert time.monotonic() < deadline, "the stack did not come up"
+    process, port = start_stack(tmp_path, EXAMPLE_CANARY="0")
     try:
+        read_until(process, READY_MARKER, 180)
         yield port
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_stack(process)
 
 
 def test_a_short_run_of_every_scenario_has_no_failed_call(stack: int, tmp_path: Path) -> None:

@@ -14,28 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.model_factory import publish_tiny
-from tests.support.ports import free_port
+from tests.support.dev_stack import read_until, start_stack, stop_stack
 
 REPO = Path(__file__).resolve().parents[2]
 CIFAR10 = REPO.parent / "shared/datasets/cifar-10-batches-py"
 READY_TIMEOUT_S = 180.0
 CANARY_TIMEOUT_S = 600.0
-
-
-def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
-    """The stack's output up to the line holding `marker`."""
-    assert process.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("the stack exited early:\n" + "".join(seen))
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"no '{marker}' in time:\n" + "".join(seen))
 
 
 def run_printed(line: str, *extra: str) -> str:
@@ -44,41 +28,6 @@ def run_printed(line: str, *extra: str) -> str:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def start_stack(tmp_path: Path, **extra_env: str) -> tuple[subprocess.Popen[str], int]:
-    """`python -m server.dev_stack` on a tiny published CNN; the process and its gateway port."""
-    model_root = tmp_path / "models"
-    publish_tiny(model_root, "cnn", seed=0)
-    gateway_port, backend_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MODEL_ROOT": str(model_root),
-        "RUN_DIR": str(tmp_path / "run"),
-        "GATEWAY_PORT": str(gateway_port),
-        "BACKEND_PORT": str(backend_port),
-        "IMGCLF_GATEWAY_HOST": "127.0.0.1",
-        "IMGCLF_GATEWAY_METRICS_PORT": "0",
-        **extra_env,
-    }
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "server.dev_stack"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    return stack, gateway_port
-
-
-def stop_stack(stack: subprocess.Popen[str]) -> None:
-    stack.send_signal(signal.SIGINT)
-    try:
-        assert stack.wait(timeout=30) == 0
-    finally:
-        if stack.poll() is None:
-            stack.kill()
 
 
 def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
@@ -127,7 +76,7 @@ def test_serve_prints_a_working_classify_command(tmp_path: Path) -> None:
             assert json.loads(run_printed(canary, *target, "--json"))["version"] == 2
             assert json.loads(out)["version"] == 1
     finally:
-        stop_stack(stack)
+        assert stop_stack(stack) == 0
 
 
 def test_serve_starts_a_crashed_backend_again(tmp_path: Path) -> None:
@@ -158,4 +107,4 @@ def test_serve_starts_a_crashed_backend_again(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert stack.poll() is None
     finally:
-        stop_stack(stack)
+        assert stop_stack(stack) == 0
