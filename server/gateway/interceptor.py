@@ -141,6 +141,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
     def __init__(self, sink: CallSink | None = None, limits: CallLimits | None = None) -> None:
         self._sink = sink
         self._limits = limits
+        # One tolerant parser per method, made on its first call (not on every call).
+        self._parsers: dict[str, Callable[[bytes], Any] | None] = {}
 
     async def intercept_service(
         self,
@@ -159,10 +161,17 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
             if behavior is not None:
                 return make_handler(  # type: ignore[no-any-return]
                     wrap(behavior, method, self._sink, limits),
-                    request_deserializer=tolerant(handler.request_deserializer),
+                    request_deserializer=self._parser(method, handler.request_deserializer),
                     response_serializer=handler.response_serializer,
                 )
         return handler
+
+    def _parser(
+        self, method: str, deserializer: Callable[[bytes], Any] | None
+    ) -> Callable[[bytes], Any] | None:
+        if method not in self._parsers:
+            self._parsers[method] = tolerant(deserializer)
+        return self._parsers[method]
 
 
 async def _settle(
