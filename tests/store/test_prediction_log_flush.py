@@ -21,11 +21,12 @@ async def test_a_flush_under_endless_arrivals_ends_and_writes_what_was_waiting(
         log.record(record)
 
     async def keep_calling() -> None:
-        # Far more records per write than a batch holds: the buffer never empties.
+        # 50 records a millisecond, far more than a batch write takes: the buffer never empties.
+        # (A real pause, not sleep(0), so the store's thread is not starved of the GIL.)
         while True:
             for _ in range(50):
                 log.record(make_prediction(f"after-{next(ids)}"))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
 
     caller = asyncio.ensure_future(keep_calling())
     try:
