@@ -13,7 +13,7 @@ GATEWAY_PORT ?= 50051
 BACKEND_PORT ?= 8500
 METRICS_PORT ?= 9464
 
-.PHONY: setup proto proto-check serve test lint format typecheck clean bench rollout loadtest
+.PHONY: setup proto proto-check serve test lint format typecheck clean bench rollout loadtest fuzz soak faults
 
 setup: $(STAMP)
 
@@ -66,15 +66,39 @@ format: $(STAMP)
 # core and its store, the neutral `common` package).
 TYPED := client/src/imgclf_client common server/gateway server/experiments server/store server/periodic.py \
 	server/rollout server/models_config.py server/model_versions.py server/labels.py \
-	server/dev_canary.py tests/load/run.py bench/loadtest_report.py bench/rollout_report.py
+	server/dev_canary.py tests/load/run.py bench/loadtest_report.py bench/rollout_report.py \
+	bench/costly_images.py
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict $(TYPED)
+
+# Fuzzes the running gateway through real gRPC (hypothesis, tests/fuzz/): over 10,000 cases of
+# encoded images, raw pixels, selectors and malformed messages; none may answer INTERNAL or
+# UNKNOWN. Prints cases per family and the status histogram and writes docs/fuzz.md; 4-7 min.
+# `make test` runs a short derandomized pass of the same tests (and never writes the report).
+FUZZ_ARGS ?=
+fuzz: $(STAMP)
+	IMGCLF_FUZZ_PROFILE=long IMGCLF_FUZZ_REPORT=docs/fuzz.md IMGCLF_FUZZ_COMMAND="make fuzz" \
+	  IMGCLF_FUZZ_STARTED=$$(date +%s.%N) \
+	  $(PY) -m pytest tests/fuzz -p no:cacheprovider -q --timeout 3600 $(FUZZ_ARGS)
 
 # Serving benchmark (issue 4), every path side by side -> docs/benchmark.{md,json}; ~4 min.
 # Quick look: make bench BENCH_ARGS='--warmup 1 --duration 3'
 BENCH_ARGS ?= --warmup 3 --duration 10
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Soak (issue 10): Classify at the concurrency that saturates the machine (a short ramp picks it)
+# for 10 minutes after a 1-minute warm-up, sampling the gateway's RSS -> docs/soak.{md,json},
+# PASS/FAIL on memory growth. Quick look: make soak SOAK_ARGS='--warmup 5 --duration 30'
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(PY) -m bench.soak --model-root $(MODEL_ROOT) $(SOAK_ARGS)
+
+# Faults (issue 10): kill and freeze the model host under the gateway; time to NOT_SERVING, to
+# UNAVAILABLE, and to recover -> docs/faults.{md,json}; ~6 min with 5 repeats.
+FAULTS_ARGS ?= --repeats 5
+faults: $(STAMP)
+	$(PY) -m bench.faults --model-root $(MODEL_ROOT) $(FAULTS_ARGS)
 
 # Rolls out version VERSION of MODEL on `make serve`'s stack with a plan of
 # serving_config/rollout.toml (PLAN, default "default"); see `python -m server.rollout --help`.

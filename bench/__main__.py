@@ -7,7 +7,9 @@
    off, each at every concurrency, then e) one gateway with an experiment and its SQLite store,
    called by model name and through the experiment, at concurrency 1 and 32;
 5. b) the Flask baseline at every concurrency;
-6. the tables, printed and written to docs/benchmark.md and docs/benchmark.json.
+6. the attack row (`bench.attack`): ordinary callers alone, then while two attackers send costly
+   images (docs/attack.md, also appended to docs/benchmark.md);
+7. the tables, printed and written to docs/benchmark.md and docs/benchmark.json.
 
 Every server is stopped at the end, also on an error, Ctrl-C or SIGTERM. A path that fails is
 noted in the report and the others still run.
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import report
+from bench import attack, report
 from bench.goals import evaluate
 from bench.manifest import Manifest
 from bench.results import (
@@ -41,8 +43,11 @@ from bench.runner import Runner, run_to_end, say
 from bench.servers import REPO_ROOT, ServerGroup
 
 INPROCESS = "inprocess"
+ATTACK = "attack"
 EXPERIMENT_PATHS = {GATEWAY_NAMED, GATEWAY_EXPERIMENT}
-ALL_PATHS = (INPROCESS, NOOP, BACKEND, GATEWAY_ON, GATEWAY_OFF, *sorted(EXPERIMENT_PATHS), FLASK)
+ALL_PATHS = (
+    INPROCESS, NOOP, BACKEND, GATEWAY_ON, GATEWAY_OFF, *sorted(EXPERIMENT_PATHS), FLASK, ATTACK
+)  # fmt: skip
 SHARED = REPO_ROOT.parent / "shared"
 
 
@@ -71,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="diagnosis: cProfile each gateway's event loop into DIR/gateway-{on,off}.prof",
     )
+    add("--attack-duration", type=float, default=60.0, help="seconds under attack (default 60)")
+    add("--attack-baseline", type=float, default=20.0, help="unloaded seconds before the attack")
+    add("--attack-concurrency", type=int, default=4, help="ordinary callers in the attack row")
     add("--keep-workdir", action="store_true", help="keep the scratch directory (logs, inputs)")
     return parser
 
@@ -125,12 +133,33 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             _guarded(lambda: runner.run_model_host_paths(servers, paths), runner, "paths c) and d)")
         if FLASK in paths:
             _guarded(lambda: runner.run_flask(servers), runner, "the Flask baseline")
+    attack_text = ""
+    if ATTACK in paths:
+        attack_args = argparse.Namespace(
+            **{
+                **vars(args),
+                "duration": args.attack_duration,
+                "baseline": args.attack_baseline,
+                "concurrency": args.attack_concurrency,
+            }
+        )
+        (workdir / ATTACK).mkdir()
+
+        def run_attack() -> None:
+            nonlocal attack_text
+            attack_text = attack.run_and_report(attack_args, workdir / ATTACK)
+
+        _guarded(run_attack, runner, "the attack row")
     goals = evaluate(
         {(c.path, c.concurrency): c for c in runner.cells}, report.limit_of(runner.inprocess)
     )
     text = report.write(
         args.out_dir, runner.run_info(), runner.inprocess, runner.cells, goals, os.cpu_count() or 1
     )
+    if attack_text:
+        with (args.out_dir / "benchmark.md").open("a") as report_file:
+            report_file.write("\n" + attack_text.replace("# Attack row", "## Attack row", 1))
+        text += "\n" + attack_text
     print(text)
     say(f"wrote {args.out_dir / 'benchmark.md'} and {args.out_dir / 'benchmark.json'}")
 

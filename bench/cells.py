@@ -56,7 +56,14 @@ def run_load(
     specs = [
         replace(spec, concurrency=share, offset=sum(shares[:i])) for i, share in enumerate(shares)
     ]
-    name = f"loadgen-{path}-{spec.concurrency}"
+    return run_loads(f"loadgen-{path}-{spec.concurrency}", specs, log_dir, watch)
+
+
+def run_loads(
+    name: str, specs: list[LoadSpec], log_dir: Path, watch: dict[str, int]
+) -> tuple[list[LoadResult], dict[str, float]]:
+    """One generator process per spec, all measuring the same window (the first spec's)."""
+    spec = specs[0]
     children: list[subprocess.Popen[str]] = []
     try:
         for one in specs:
@@ -76,7 +83,7 @@ def run_load(
             child.stdin.write(f"{start!r}\n")
             child.stdin.flush()
         server_cores = _watch_window(watch, start + spec.warmup_s, spec.duration_s)
-        budget = spec.duration_s + spec.timeout_s + 30
+        budget = spec.duration_s + max(one.timeout_s for one in specs) + 30
         parts = [
             LoadResult(**json.loads(_expect(child, "{", budget, name, log_dir)))
             for child in children

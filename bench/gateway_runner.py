@@ -65,6 +65,8 @@ def main() -> None:
         batching=args.batching == "on",
         metrics_host="127.0.0.1",
         metrics_port=0 if args.metrics else -1,
+        report_host="127.0.0.1",
+        report_port=-1,
         log_format="text",
         experiments_path=args.experiments or Path("/nonexistent/experiments.toml"),
         store_url=args.store_url,

@@ -149,7 +149,7 @@ def admin_token_file() -> Path:
 def usage(models: list[str]) -> str:
     bin_dir = Path(sys.executable).parent
     image = SAMPLE_IMAGE if SAMPLE_IMAGE.exists() else Path("path/to/photo.jpg")
-    metrics_port = os.environ.get("IMGCLF_GATEWAY_METRICS_PORT", "9464")
+    report_port = os.environ.get("IMGCLF_GATEWAY_REPORT_PORT", "9465")
     return f"""
 The stack is up: gateway localhost:{GATEWAY_PORT} -> model backend localhost:{BACKEND_PORT}
 Models: {", ".join(models)}   (config: {MODELS_CONFIG})
@@ -162,7 +162,7 @@ Classify through the example experiment (stable vs canary; a routing key keeps i
 Send the true class of that call (by the request id it printed), then read the report:
   {bin_dir}/imgclf-experiment feedback <request id> cat
   {bin_dir}/imgclf-experiment report {EXAMPLE_EXPERIMENT}
-  curl -s localhost:{metrics_port}/experiments/{EXAMPLE_EXPERIMENT}/verdict
+  curl -s localhost:{report_port}/experiments/{EXAMPLE_EXPERIMENT}/verdict
 Change its weights (the Admin API; this stack's token is in {admin_token_file()}):
   {bin_dir}/imgclf-experiment set-weights {EXAMPLE_EXPERIMENT} stable=90 canary=10 \\
       --token-file {admin_token_file()}

@@ -16,7 +16,8 @@ from server.gateway.settings import GatewaySettings
 async def serve(settings: GatewaySettings) -> None:
     gateway = await create_server(settings)
     print(
-        f"gateway ready on port {gateway.port}, metrics on {gateway.metrics_port} "
+        f"gateway ready on port {gateway.port}, metrics on {gateway.metrics_port}, "
+        f"reports on {gateway.report_port} "
         f"(backend {settings.backend_target})",
         flush=True,
     )

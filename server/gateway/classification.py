@@ -1,10 +1,11 @@
 """The gateway's core, free of any transport: classify an image, compare models, list them.
 
-A call resolves the model reference to a version, decodes and resizes the image (in a worker
-pool, off the event loop) to that version's input size, asks the backend for probabilities with
-that exact version, and returns the best classes with the version that served them. Calls about
-one image (Compare, shadow copies) share its decoded pixels through `PreparedImages`, so each
-input size is decoded once.
+A call resolves the model reference to a version, decodes and resizes the image to that
+version's input size (encoded images in decode processes with a time and a memory budget, raw
+pixels in a thread pool), asks the backend for probabilities with that exact version, and
+returns the best classes with the version that served them. Calls about one image (Compare,
+shadow copies) share its decoded pixels through `PreparedImages`, so each input size is decoded
+once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from server.gateway import preprocess
 from server.gateway.backend import TFServingBackend
 from server.gateway.batching import DirectPredictor, MicroBatcher
+from server.gateway.decode_pool import DecodePool
 from server.gateway.domain import (
     Classification,
     ClassifyInput,
@@ -40,10 +42,14 @@ MAX_COMPARE_MODELS = 8
 
 
 class PreparedImages:
-    """One image's decoded pixels per input size, shared by the calls that classify it."""
+    """One image's decoded pixels per input size, shared by the calls that classify it.
+
+    A decode is cancelled (which frees its decoder) once every call waiting for it is.
+    """
 
     def __init__(self) -> None:
         self._by_size: dict[tuple[int, int, int], asyncio.Future[np.ndarray]] = {}
+        self._waiting: dict[tuple[int, int, int], int] = {}
 
     async def get(
         self, size: tuple[int, int, int], prepare: Callable[[], Awaitable[np.ndarray]]
@@ -51,7 +57,15 @@ class PreparedImages:
         future = self._by_size.get(size)
         if future is None:
             future = self._by_size[size] = asyncio.ensure_future(prepare())
-        return await asyncio.shield(future)
+        self._waiting[size] = self._waiting.get(size, 0) + 1
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if self._waiting[size] == 1 and not future.done():
+                future.cancel()
+            raise
+        finally:
+            self._waiting[size] -= 1
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class ClassificationService:
         models_config: ModelsConfigReader,
         limits: preprocess.ImageLimits,
         executor: Executor,
+        decoder: DecodePool,
         predictor: MicroBatcher | DirectPredictor,
         on_stage: Callable[[str, float], None] = lambda stage, seconds: None,
     ) -> None:
@@ -108,6 +123,7 @@ class ClassificationService:
         self._models_config = models_config
         self._limits = limits
         self._executor = executor
+        self._decoder = decoder
 
     async def classify(
         self,
@@ -125,7 +141,8 @@ class ClassificationService:
                 info = await self._catalog.resolve(ref, timeout=timeout)
                 if pixels is None or pixels.shape != info.input_size:
                     pixels = await images.get(
-                        info.input_size, functools.partial(self._prepare, request.image, info)
+                        info.input_size,
+                        functools.partial(self._prepare, request.image, info, timeout),
                     )
                 probabilities = await self._predictor.predict_one(
                     info.name, info.version, pixels, timeout=timeout
@@ -195,8 +212,11 @@ class ClassificationService:
 
         return list(await asyncio.gather(*(status(m.name, m.labels) for m in configured)))
 
-    async def _prepare(self, image: bytes | RawPixels, info: ModelInfo) -> np.ndarray:
+    async def _prepare(
+        self, image: bytes | RawPixels, info: ModelInfo, timeout: float | None
+    ) -> np.ndarray:
         height, width, _ = info.input_size
+        started = time.monotonic()
         if isinstance(image, RawPixels):
             job = functools.partial(
                 preprocess.raw_to_array,
@@ -207,9 +227,8 @@ class ClassificationService:
                 self._limits,
                 (height, width),
             )
+            pixels = await asyncio.get_running_loop().run_in_executor(self._executor, job)
         else:
-            job = functools.partial(preprocess.decode_image, image, self._limits, (height, width))
-        started = time.monotonic()
-        pixels = await asyncio.get_running_loop().run_in_executor(self._executor, job)
+            pixels = await self._decoder.decode(image, (height, width), timeout=timeout)
         self._on_stage("preprocess", time.monotonic() - started)
         return pixels

@@ -36,6 +36,11 @@ def selector(ref: ModelRef) -> pb.ModelSelector:
     return message
 
 
+def _shown(name: str, limit: int = 64) -> str:
+    """A caller's name as echoed in a message: cut, so a long one cannot swell the status."""
+    return name if len(name) <= limit else name[:limit] + "..."
+
+
 def _arm_ref(message: pb.ModelSelector, where: str) -> ModelRef:
     if message.experiment:
         raise InvalidRequest(f"{where}: an arm names a model, not an experiment")
@@ -55,10 +60,13 @@ def experiment_from_proto(message: xpb.Experiment) -> Experiment:
         experiment = Experiment(
             name=message.name,
             arms=tuple(
-                Arm(a.name, _arm_ref(a.model, f"arm '{a.name}'"), a.weight) for a in message.arms
+                Arm(a.name, _arm_ref(a.model, f"arm '{_shown(a.name)}'"), a.weight)
+                for a in message.arms
             ),
             shadows=tuple(
-                ShadowArm(s.name, _arm_ref(s.model, f"shadow arm '{s.name}'"), s.sample_rate)
+                ShadowArm(
+                    s.name, _arm_ref(s.model, f"shadow arm '{_shown(s.name)}'"), s.sample_rate
+                )
                 for s in message.shadows
             ),
             analysis=settings,

@@ -50,7 +50,14 @@ class ExperimentsServicer(experiments_pb2_grpc.ExperimentsServicer):
         request: experiments_pb2.GetExperimentReportRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> experiments_pb2.ExperimentReport:
-        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        since = None
+        if request.HasField("since"):
+            try:
+                since = request.since.ToDatetime(tzinfo=UTC)
+            except ValueError as error:
+                raise InvalidRequest(
+                    "since must be a valid Timestamp (years 1 to 9999, nanos 0 to 999,999,999)"
+                ) from error
         return await report_message(self._reports, self._class_names, request.name, since)
 
 

@@ -16,7 +16,10 @@ Why these defaults:
   refuses anything over twice that threshold on its own. JPEGs are decoded at a reduced DCT scale
   when the model input is small, so a 50 MP JPEG costs a few MB; the worst case is a non-JPEG
   RGBA image at the limit, about 64 M x (4 + 3) bytes = 450 MB while it is decoded and
-  flattened, so lower the limit, or the number of concurrent decodes, on small pods.
+  flattened; each decode runs in a worker process with its own memory cap
+  (`server.gateway.decode_pool`), so such an image fails alone instead of the gateway.
+- `max_decoded_bytes` = 256 MiB: a frame at the pixel limit in RGBA or 32-bit float (4 bytes a
+  pixel) passes; the same frame with 16-bit channels (8 bytes a pixel, e.g. RGBA;16 TIFF) does not.
 - `formats`: the raster formats the public contract advertises plus Netpbm. An allow-list keeps
   the accepted set the same whatever plugins are registered in the process (a HEIF plugin, for
   example) and keeps out formats that are risky or that Pillow identifies by weak signatures
@@ -52,6 +55,10 @@ class ImageLimits:
     """Largest accepted width x height, checked against the file's header before decoding and
     against the declared size of raw pixels."""
 
+    max_decoded_bytes: int = 256 * 1024 * 1024
+    """Largest accepted decoded frame (width x height x bytes per pixel of the file's mode, e.g.
+    4 for RGBA or 32-bit float), checked against the header before decoding."""
+
     formats: tuple[str, ...] = DEFAULT_FORMATS
     """Pillow format identifiers (`Image.ID`) accepted for encoded images."""
 
@@ -60,6 +67,8 @@ class ImageLimits:
             raise ValueError(f"max_encoded_bytes must be positive, got {self.max_encoded_bytes}")
         if self.max_pixels <= 0:
             raise ValueError(f"max_pixels must be positive, got {self.max_pixels}")
+        if self.max_decoded_bytes <= 0:
+            raise ValueError(f"max_decoded_bytes must be positive, got {self.max_decoded_bytes}")
         if not self.formats:
             raise ValueError("formats must name at least one Pillow format")
         if any(name != name.upper() for name in self.formats):

@@ -5,6 +5,8 @@
 - `imgclf_gateway_stage_seconds{stage}`: `preprocess` (decode + resize), `queue` (waiting for a
   batch to be sent), `backend` (the Predict call to TF Serving);
 - `imgclf_gateway_batch_size`: images per backend Predict call;
+- `imgclf_gateway_decode_stopped_total{reason}`: decodes stopped by killing their process
+  (`time_budget`, `deadline`, `cancelled`, `slow_lanes_full`, `worker_died`);
 - `imgclf_gateway_experiment_requests_total{experiment, arm, code}` and
   `imgclf_gateway_experiment_request_seconds{experiment, arm}`: calls through experiments;
 - `imgclf_gateway_shadow_requests_total{experiment, arm, outcome}`: shadow copies, `ok`, `error`
@@ -68,6 +70,12 @@ class GatewayMetrics:
             "imgclf_gateway_batch_size",
             "Images per backend Predict call.",
             buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.decode_stopped = Counter(
+            "imgclf_gateway_decode_stopped",
+            "Decodes stopped by killing their process, by reason.",
+            ["reason"],
             registry=self.registry,
         )
 

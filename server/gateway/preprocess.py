@@ -27,12 +27,16 @@ Behaviour worth knowing:
   Lanczos; the reducing gap keeps its cost flat however large the source.
 - Failures raise `InvalidImage` (INVALID_ARGUMENT) or `LimitExceeded` (RESOURCE_EXHAUSTED) with a
   message for the sender; Pillow's exception stays chained (`__cause__`) for the logs.
+- The pixel limit (`ImageLimits.max_pixels`) and the decoded-byte limit
+  (`ImageLimits.max_decoded_bytes`, width x height x bytes per pixel of the file's mode) are
+  checked against what the header declares before any pixel is decoded, and also against every
+  image an ICO file embeds, read from its directory before Pillow opens it (Pillow decodes an
+  ICO's largest image while opening it, whatever size the directory announces).
 - No Pillow global is changed. Pillow's warnings while parsing headers and metadata (EXIF, TIFF
-  tags, decompression-bomb warnings) are silenced: Python 3.11's `warnings.catch_warnings` is not
-  thread-safe, so it runs under a module lock, which keeps concurrent calls from leaving
-  `warnings.filters` altered. The lock covers opening and EXIF parsing, not pixel decoding, except
-  for TIFF, whose loader parses the EXIF IFDs after the pixels. Warnings that other threads raise
-  while the lock is held are silenced too.
+  tags, decompression-bomb warnings) are silenced with `warnings.catch_warnings`, which is not
+  thread-safe: call `decode_image` from one thread per process. The gateway does so in decode
+  worker processes (`server.gateway.decode_pool`), which also give every decode a time and a
+  memory budget; no lock is shared between requests.
 """
 
 from __future__ import annotations
@@ -40,10 +44,9 @@ from __future__ import annotations
 import io
 import math
 import struct
-import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import cache
 from typing import Final
 
@@ -56,6 +59,7 @@ from server.gateway.image_limits import ImageLimits
 
 __all__ = [
     "ALPHA_BACKGROUND",
+    "OUT_OF_MEMORY_MESSAGE",
     "REDUCING_GAP",
     "RESAMPLE",
     "ImageLimits",
@@ -103,10 +107,16 @@ _DISPLAY_NAMES: Final = {"WEBP": "WebP", "PPM": "PNM (PBM/PGM/PPM)"}
 _HEIF_BRANDS: Final = frozenset(
     {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 )
-_PILLOW_WARNINGS_LOCK: Final = threading.Lock()
-# Formats whose Pillow loader parses metadata, and may warn, while it decodes the pixels: the TIFF
-# loader reads the EXIF IFDs after decoding (and applies their orientation itself).
-_METADATA_WHILE_LOADING: Final = frozenset({"TIFF"})
+_ICO_MAGIC: Final = b"\x00\x00\x01\x00"
+_PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+# Bytes per pixel of Pillow's modes once decoded; modes not listed count 4.
+_BYTES_PER_PIXEL: Final = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3}
+_BYTES_PER_PIXEL_I16: Final = 2
+
+OUT_OF_MEMORY_MESSAGE: Final = (
+    "decoding the image needs more memory than this server allows for one image; send a "
+    "smaller image"
+)
 _VARIANT_EXAMPLES: Final = {
     "JPEG": " (such as 12-bit or lossless JPEG)",
     "TIFF": " (such as an unusual sample layout)",
@@ -132,16 +142,26 @@ def decode_image(data: bytes, limits: ImageLimits, target_size: Size | None = No
     if target_size is not None:
         _check_target_size(target_size)
     with _pillow_errors(data, limits):
+        if data.startswith(_ICO_MAGIC):
+            _check_ico_images(data, limits)
         image = _open(data, limits)
     with image, _pillow_errors(data, limits, image.format):
         _check_dimensions(image.size, limits)
+        _check_decoded_bytes(image.size, image.mode, limits)
         if target_size is not None:
             _draft(image, target_size)
         _load(image)
         transpose = _orientation_transpose(image)
-        rgb = _to_rgb(image)
+        stored_size = None
         if target_size is not None:
-            rgb = _resize(rgb, _swap(target_size) if transpose in _AXES_SWAPPING else target_size)
+            stored_size = _swap(target_size) if transpose in _AXES_SWAPPING else target_size
+        # Float pixels (4 bytes each) are resized before conversion, which then costs nothing.
+        frame: Image.Image = image
+        if stored_size is not None and image.mode == "F":
+            frame = _resize(image, stored_size)
+        rgb = _to_rgb(frame)
+        if stored_size is not None:
+            rgb = _resize(rgb, stored_size)
         if transpose is not None:
             rgb = rgb.transpose(transpose)
         return np.asarray(rgb)
@@ -225,9 +245,43 @@ def _check_dimensions(width_height: tuple[int, int], limits: ImageLimits) -> Non
         )
 
 
+def _check_decoded_bytes(width_height: tuple[int, int], mode: str, limits: ImageLimits) -> None:
+    width, height = width_height
+    per_pixel = _BYTES_PER_PIXEL_I16 if mode.startswith("I;16") else _BYTES_PER_PIXEL.get(mode, 4)
+    needed = width * height * per_pixel
+    if needed > limits.max_decoded_bytes:
+        raise LimitExceeded(
+            f"the {width}x{height} image decodes to {needed:,} bytes ({mode}), over the limit "
+            f"of {limits.max_decoded_bytes:,} bytes; downscale it or save it with 8-bit samples"
+        )
+
+
+def _check_ico_images(data: bytes, limits: ImageLimits) -> None:
+    """Checks every image an ICO directory points at, by its own header, before Pillow opens it."""
+    (count,) = struct.unpack_from("<H", data, 4)
+    for index in range(count):
+        entry = 6 + 16 * index
+        if entry + 16 > len(data):
+            return  # a short directory is Pillow's to reject
+        (offset,) = struct.unpack_from("<I", data, entry + 12)
+        embedded = data[offset : offset + 32]
+        if embedded.startswith(_PNG_MAGIC) and len(embedded) >= 24:
+            width, height = struct.unpack_from(">II", embedded, 16)
+            mode = "RGBA"
+        elif len(embedded) >= 12:
+            # A BMP without its file header: BITMAPINFOHEADER, height counts the AND mask too.
+            width, height = struct.unpack_from("<ii", embedded, 4)
+            width, height, mode = abs(width), abs(height) // 2, "RGBA"
+        else:
+            continue
+        if width and height:
+            _check_dimensions((width, height), limits)
+            _check_decoded_bytes((width, height), mode, limits)
+
+
 @contextmanager
 def _silenced_pillow_warnings() -> Iterator[None]:
-    with _PILLOW_WARNINGS_LOCK, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 
@@ -270,9 +324,7 @@ def _pillow_errors(
     except GatewayError:
         raise
     except MemoryError as exc:
-        raise LimitExceeded(
-            "decoding the image needs more memory than this server has free; send a smaller image"
-        ) from exc
+        raise LimitExceeded(OUT_OF_MEMORY_MESSAGE) from exc
     except Exception as exc:
         # A codec's own failure on a corrupt file (libavif's RuntimeError, a TypeError from a
         # TIFF tag of the wrong type...): the data is at fault whatever the codec raised.
@@ -295,8 +347,8 @@ def _draft(image: ImageFile.ImageFile, target_size: Size) -> None:
 
 
 def _load(image: ImageFile.ImageFile) -> None:
-    quiet = image.format in _METADATA_WHILE_LOADING
-    with _silenced_pillow_warnings() if quiet else nullcontext():
+    # The TIFF loader parses (and may warn about) the EXIF IFDs after decoding the pixels.
+    with _silenced_pillow_warnings():
         image.load()
 
 
@@ -324,9 +376,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def _high_depth_to_uint8(image: Image.Image) -> npt.NDArray[np.uint8]:
     if image.mode == "F":
-        floats = np.asarray(image, dtype=np.float32)
-        unit = np.clip(np.nan_to_num(floats, nan=0.0), 0.0, 1.0)
-        return (unit * 255.0).round().astype(np.uint8)
+        floats = np.array(image, dtype=np.float32)
+        np.nan_to_num(floats, copy=False, nan=0.0)
+        np.clip(floats, 0.0, 1.0, out=floats)
+        floats *= 255.0
+        return np.rint(floats, out=floats).astype(np.uint8)
     sixteen_bit = np.clip(np.asarray(image, dtype=np.int32), 0, 65535)  # x 255 fits int32
     return ((sixteen_bit * 255 + 32767) // 65535).astype(np.uint8)
 

@@ -1,10 +1,11 @@
 """Builds the gateway's gRPC server: servicer, error interceptor, health, reflection, limits.
 
 `create_server(settings)` returns a started `Gateway` and the port it bound (ask for port 0 in
-tests), with its Prometheus endpoint on `settings.metrics_port`. Health is SERVING only while
-the backend serves a configured model (`server.gateway.readiness`). `Gateway.stop()` drains:
-health turns NOT_SERVING first, so load balancers stop sending, then in-flight calls get up to
-the grace period to finish.
+tests), with its Prometheus endpoint on `settings.metrics_port` and the experiments' JSON
+verdicts and reports on `settings.report_port` (`server.gateway.http_api`). Health is SERVING
+only while the backend serves a configured model (`server.gateway.readiness`).
+`Gateway.stop()` drains: health turns NOT_SERVING first, so load balancers stop sending, then
+in-flight calls get up to the grace period to finish.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,9 +35,10 @@ from server.gateway.batching import DirectPredictor, MicroBatcher
 from server.gateway.call_limits import CallLimits
 from server.gateway.circuit_breaker import CircuitBreaker
 from server.gateway.classification import ClassificationService
+from server.gateway.decode_pool import MIB, DecodeBudget, DecodePool
 from server.gateway.experiment_setup import ExperimentStack, build_experiments
 from server.gateway.experiments_servicer import AdminServicer, ExperimentsServicer
-from server.gateway.http_api import HttpApi
+from server.gateway.http_api import HttpServer, metrics_routes, report_routes
 from server.gateway.interceptor import ErrorMappingInterceptor
 from server.gateway.metrics import GatewayMetrics
 from server.gateway.model_catalog import ModelCatalog
@@ -61,13 +63,17 @@ class Gateway:
     health: health_aio.HealthServicer
     backend: TFServingBackend
     executor: ThreadPoolExecutor
+    decoder: DecodePool
     settings: GatewaySettings
     predictor: MicroBatcher | DirectPredictor
     metrics: GatewayMetrics
     metrics_port: int | None
     experiments: ExperimentStack
     readiness: ReadinessMonitor
-    http: HttpApi | None = None
+    http_servers: list[HttpServer] = field(default_factory=list)
+    """The HTTP servers started: metrics (/metrics only) and experiment reports."""
+    report_port: int | None = None
+    """The port of the experiment report server (JSON verdicts), None when it is off."""
     health_server: grpc.aio.Server | None = None
     health_port: int | None = None
     """With TLS on, the plaintext port that serves only health (probes)."""
@@ -86,8 +92,9 @@ class Gateway:
         await _bounded("the micro-batcher", self.predictor.close())
         await _bounded("the backend channel", self.backend.close())
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if self.http is not None:
-            await _bounded("the HTTP endpoints", self.http.close())
+        await _bounded("the decode processes", self.decoder.close())
+        for http in self.http_servers:
+            await _bounded(f"the {http.name} HTTP server", http.close())
         if self.health_server is not None:
             await _bounded("the health port", self.health_server.stop(0))
 
@@ -100,6 +107,17 @@ async def _bounded(what: str, closing: Awaitable[None], limit_s: float = CLOSE_S
         await asyncio.wait_for(closing, limit_s)
     except TimeoutError:
         log.warning("closing %s took over %.0f s; left behind", what, limit_s)
+
+
+async def _start_http(
+    started: list[HttpServer], http: HttpServer, host: str, port: int
+) -> int | None:
+    """Starts `http` on host:port unless port is -1 (off); the port bound, or None."""
+    if port < 0:
+        return None
+    bound = await http.start(host, port)
+    started.append(http)
+    return bound
 
 
 async def create_server(settings: GatewaySettings) -> Gateway:
@@ -123,6 +141,23 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     )
     models_config = ModelsConfigReader(settings.models_config_path)
     metrics = GatewayMetrics(models=lambda: {m.name for m in models_config.models()})
+    limits = ImageLimits(
+        max_encoded_bytes=settings.max_encoded_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_decoded_bytes=settings.max_decoded_image_bytes,
+    )
+    decoder = DecodePool(
+        limits,
+        DecodeBudget(
+            time_s=settings.decode_time_budget_s,
+            worker_memory_bytes=settings.decode_worker_memory_mb * MIB,
+            memory_budget_bytes=settings.decode_memory_budget_mb * MIB,
+            slow_after_s=settings.decode_slow_after_s,
+            slow_lanes=settings.decode_slow_lanes,
+        ),
+        on_stopped=lambda reason: metrics.decode_stopped.labels(reason).inc(),
+    )
+    await decoder.start()
     predictor: MicroBatcher | DirectPredictor
     if settings.batching:
         predictor = MicroBatcher(
@@ -139,11 +174,9 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         backend=backend,
         catalog=catalog,
         models_config=models_config,
-        limits=ImageLimits(
-            max_encoded_bytes=settings.max_encoded_image_bytes,
-            max_pixels=settings.max_image_pixels,
-        ),
+        limits=limits,
         executor=executor,
+        decoder=decoder,
         predictor=predictor,
         on_stage=metrics.stage,
     )
@@ -234,14 +267,24 @@ async def create_server(settings: GatewaySettings) -> Gateway:
     if health_server is not None:
         await health_server.start()
     readiness.start()
-    http, metrics_port = None, None
-    if settings.metrics_port >= 0:
-        http = HttpApi(metrics.exposition, experiments.report)
-        metrics_port = await http.start(settings.metrics_host, settings.metrics_port)
+    http_servers: list[HttpServer] = []
+    metrics_port = await _start_http(
+        http_servers,
+        HttpServer("metrics", metrics_routes(metrics.exposition)),
+        settings.metrics_host,
+        settings.metrics_port,
+    )
+    report_port = await _start_http(
+        http_servers,
+        HttpServer("report", report_routes(experiments.report)),
+        settings.report_host,
+        settings.report_port,
+    )
     log.info(
-        "gateway listening on port %d (metrics %s), backend %s, batching %s",
+        "gateway listening on port %d (metrics %s, reports %s), backend %s, batching %s",
         port,
         metrics_port,
+        report_port,
         settings.backend_target,
         "on" if settings.batching else "off",
     )
@@ -251,13 +294,15 @@ async def create_server(settings: GatewaySettings) -> Gateway:
         health,
         backend,
         executor,
+        decoder,
         settings,
         predictor,
         metrics,
         metrics_port,
         experiments,
         readiness,
-        http,
+        http_servers,
+        report_port,
         health_server=health_server,
         health_port=health_port,
     )

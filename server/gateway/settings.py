@@ -87,8 +87,49 @@ class GatewaySettings(BaseSettings):
         description="How long a label (or 'latest') stays resolved to a version number before "
         "the backend is asked again; bounds how late a moved label is seen.",
     )
+    max_decoded_image_bytes: int = Field(
+        256 * MIB,
+        gt=0,
+        description="Largest decoded frame (width x height x bytes per pixel of its mode), "
+        "checked from the header, and for every image an ICO embeds, before decoding; more is "
+        "RESOURCE_EXHAUSTED.",
+    )
     preprocess_workers: int = Field(
-        os.cpu_count() or 1, description="Threads that decode and resize images."
+        os.cpu_count() or 1,
+        description="Threads that resize raw pixels (encoded images go to the decode processes).",
+    )
+    decode_memory_budget_mb: int = Field(
+        4096,
+        gt=0,
+        description="Memory for all decode processes together: their number is this divided by "
+        "decode_worker_memory_mb, so decode concurrency follows memory, not the core count. Size "
+        "the pod's memory limit as the gateway's own (~1 GiB) plus this.",
+    )
+    decode_worker_memory_mb: int = Field(
+        1024,
+        gt=0,
+        description="Address-space cap of one decode process; an image that needs more is "
+        "RESOURCE_EXHAUSTED.",
+    )
+    decode_time_budget_s: float = Field(
+        3.0,
+        gt=0,
+        description="Longest one image may take to decode; its process is then killed and "
+        "replaced, and the call answered RESOURCE_EXHAUSTED (DEADLINE_EXCEEDED if the caller's "
+        "deadline came first).",
+    )
+    decode_slow_after_s: float = Field(
+        0.1,
+        gt=0,
+        description="A decode that has used this much CPU time moves to a slow lane at the "
+        "lowest CPU priority, freeing its fast lane; when every slow lane is taken it is stopped "
+        "with RESOURCE_EXHAUSTED (the server is busy with costly images).",
+    )
+    decode_slow_lanes: int = Field(
+        2,
+        ge=0,
+        description="Decode processes kept for images that take longer than "
+        "decode_slow_after_s; the others are fast lanes.",
     )
     batching: bool = Field(
         True,
@@ -104,9 +145,25 @@ class GatewaySettings(BaseSettings):
     batch_max_in_flight: int = Field(
         2, description="Batches of one model version at the backend at the same time."
     )
-    metrics_host: str = Field("0.0.0.0", description="Address of the Prometheus /metrics server.")
+    metrics_host: str = Field(
+        "0.0.0.0", description="Address of the Prometheus metrics server (it serves /metrics only)."
+    )
     metrics_port: int = Field(
-        9464, description="Port of the Prometheus /metrics server; -1 turns it off, 0 picks one."
+        9464,
+        ge=-1,
+        le=65535,
+        description="Port of the Prometheus metrics server; -1 turns it off, 0 picks one.",
+    )
+    report_host: str = Field(
+        "0.0.0.0",
+        description="Address of the experiment report server: JSON at /experiments/NAME/verdict "
+        "(for rollout tools such as Argo Rollouts' web provider) and /experiments/NAME/report.",
+    )
+    report_port: int = Field(
+        9465,
+        ge=-1,
+        le=65535,
+        description="Port of the experiment report server; -1 turns it off, 0 picks one.",
     )
     log_format: str = Field(
         "json", description="'json' (one object per line, with request ids) or 'text'."
@@ -130,10 +187,13 @@ class GatewaySettings(BaseSettings):
         "RESOURCE_EXHAUSTED. 0: no limit.",
     )
     max_streams_per_connection: int = Field(
-        100,
+        1024,
         ge=1,
-        description="HTTP/2 streams (calls of any kind) one connection may have open at once; "
-        "a client's further calls wait on its side until one ends.",
+        description="HTTP/2 streams (calls of any kind) one connection may have open at once. "
+        "Keep it well above max_concurrent_calls_per_client: the server counts a stream until "
+        "its call is cleaned up, so a busy client near this limit sees some calls refused "
+        "(UNAVAILABLE, RST_STREAM REFUSED_STREAM) instead of the per-client cap's "
+        "RESOURCE_EXHAUSTED.",
     )
     stream_idle_timeout_s: float = Field(
         60.0,

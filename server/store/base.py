@@ -9,6 +9,7 @@ exception, never a hang).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
@@ -45,6 +46,7 @@ class StoreBase:
         # SQLite takes one writer at a time and makes the others sleep and retry: writes from
         # one process queue here instead, so they never wait on each other inside SQLite.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._finishing: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(cls, url: str, *, timeout_s: float = 2.0) -> Self:
@@ -60,6 +62,8 @@ class StoreBase:
         return self._engine
 
     async def close(self) -> None:
+        if self._finishing:  # transactions whose callers gave up end first
+            await asyncio.wait(set(self._finishing), timeout=self._timeout_s)
         await self._engine.dispose()
 
     async def __aenter__(self) -> Self:
@@ -81,21 +85,48 @@ class StoreBase:
         *,
         write: bool = False,
     ) -> T:
-        """Runs `operation` in one transaction within the timeout, translating failures."""
+        """Runs `operation` in one transaction within the timeout, translating failures.
+
+        A caller that times out or is cancelled does not cancel the transaction: interrupting
+        a statement can leave its transaction open (a SQLite file then stays locked for every
+        other writer), so it is left to commit or roll back by itself, within one more timeout.
+        """
+        transaction = asyncio.ensure_future(self._transaction(operation, write=write))
         try:
             async with asyncio.timeout(self._timeout_s):
-                if write and self._write_lock is not None:
-                    async with self._write_lock, self._engine.begin() as conn:
-                        return await operation(conn)
-                async with self._engine.begin() as conn:
-                    return await operation(conn)
+                return await asyncio.shield(transaction)
         except TimeoutError as exc:
-            raise StoreUnavailable(f"{doing}: no answer within {self._timeout_s:g} s") from exc
+            self._finish_in_background(transaction)
+            raise StoreUnavailable(
+                f"{doing}: no answer within {self._timeout_s:g} s (a change may still be applied)"
+            ) from exc
+        except asyncio.CancelledError:
+            self._finish_in_background(transaction)
+            raise
         except Exception as exc:
             translated = translate(exc, doing)
             if translated is None or translated is exc:
                 raise
             raise translated from exc
+
+    async def _transaction(
+        self, operation: Callable[[AsyncConnection], Awaitable[T]], *, write: bool
+    ) -> T:
+        if write and self._write_lock is not None:
+            async with self._write_lock, self._engine.begin() as conn:
+                return await operation(conn)
+        async with self._engine.begin() as conn:
+            return await operation(conn)
+
+    def _finish_in_background(self, transaction: asyncio.Future[Any]) -> None:
+        async def finish() -> None:
+            with contextlib.suppress(BaseException):
+                async with asyncio.timeout(self._timeout_s):
+                    await transaction
+
+        task = asyncio.ensure_future(finish())
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
 
 def utc_now() -> datetime:

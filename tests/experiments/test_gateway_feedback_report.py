@@ -1,6 +1,7 @@
 """Feedback and reports through a real gateway with a real SQLite store: feedback semantics, every
 report figure recomputed here from the calls the test made, a verdict that names the better arm,
-the HTTP verdict endpoint, a restart that keeps the report, and retention."""
+the HTTP verdict endpoints on the report port (and not on the metrics port), a
+restart that keeps the report, and retention."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from server.experiments.records import PredictionRecord, Role
 from server.gateway.server import Gateway
 from server.store import ExperimentStore
 from tests.experiments.conftest import EXPERIMENT, GatewayFactory, Stubs, raw_image, through
+from tests.support.http import request
 
 FEEDBACK_TOML = f"""
 [experiments.{EXPERIMENT}]
@@ -182,9 +184,9 @@ async def test_the_verdict_names_the_arm_that_is_right_more_often(
     assert verdict.outcome == experiments_pb2.Verdict.WINNER, verdict.summary
     assert verdict.winner == "stable"
     assert verdict.p_value <= 0.05
-    assert gateway.metrics_port
+    assert gateway.report_port
     body = await asyncio.to_thread(
-        get_json, gateway.metrics_port, f"/experiments/{EXPERIMENT}/verdict"
+        get_json, gateway.report_port, f"/experiments/{EXPERIMENT}/verdict"
     )
     assert (body["experiment"], body["outcome"], body["winner"]) == (EXPERIMENT, "WINNER", "stable")
     assert body["p_value"] == pytest.approx(verdict.p_value)
@@ -205,21 +207,52 @@ def http_status(port: int, path: str, method: str = "GET") -> int:
     return 200
 
 
-async def test_http_endpoints(
+async def test_http_endpoints_on_the_report_port(
+    make_gateway: GatewayFactory, connect: Callable[[Gateway], Stubs]
+) -> None:
+    gateway = await make_gateway()
+    await connect(gateway).classifier.Classify(through())
+    port = gateway.report_port
+    assert port and port != gateway.metrics_port
+    whole = await asyncio.to_thread(get_json, port, f"/experiments/{EXPERIMENT}/report")
+    assert whole["experiment"]["name"] == EXPERIMENT
+    assert sum(int(a["requests"]) for a in whole["arms"]) == 1
+    verdict = await asyncio.to_thread(get_json, port, f"/experiments/{EXPERIMENT}/verdict")
+    assert verdict["outcome"] == "INSUFFICIENT_DATA" and verdict["needed"] == 20
+    head = await asyncio.to_thread(request, port, f"/experiments/{EXPERIMENT}/verdict", "HEAD")
+    assert head.status == 200 and head.body == b""
+    assert await asyncio.to_thread(http_status, port, "/experiments/nope/verdict") == 404
+    long = await asyncio.to_thread(request, port, "/experiments/" + "x" * 8000 + "/verdict")
+    assert long.status == 404 and len(long.body) < 1000  # the name is not echoed whole
+    assert await asyncio.to_thread(http_status, port, f"/experiments/{EXPERIMENT}/") == 404
+    assert await asyncio.to_thread(http_status, port, "/experiments//verdict") == 404
+    assert await asyncio.to_thread(http_status, port, "/anything-else") == 404
+    assert await asyncio.to_thread(http_status, port, "/metrics") == 404  # not metrics
+    posted = await asyncio.to_thread(request, port, f"/experiments/{EXPERIMENT}/verdict", "POST")
+    assert posted.status == 405 and posted.headers["allow"] == "GET, HEAD"
+
+
+async def test_the_metrics_port_serves_no_experiment_data(
     make_gateway: GatewayFactory, connect: Callable[[Gateway], Stubs]
 ) -> None:
     gateway = await make_gateway()
     await connect(gateway).classifier.Classify(through())
     port = gateway.metrics_port
     assert port
-    whole = await asyncio.to_thread(get_json, port, f"/experiments/{EXPERIMENT}/report")
-    assert whole["experiment"]["name"] == EXPERIMENT
-    assert sum(int(a["requests"]) for a in whole["arms"]) == 1
-    verdict = await asyncio.to_thread(get_json, port, f"/experiments/{EXPERIMENT}/verdict")
-    assert verdict["outcome"] == "INSUFFICIENT_DATA" and verdict["needed"] == 20
-    assert await asyncio.to_thread(http_status, port, "/experiments/nope/verdict") == 404
-    assert await asyncio.to_thread(http_status, port, "/anything-else") == 404
-    assert await asyncio.to_thread(http_status, port, "/metrics", "POST") == 405
+    for path in (f"/experiments/{EXPERIMENT}/verdict", f"/experiments/{EXPERIMENT}/report"):
+        for method in ("GET", "HEAD", "POST"):
+            reply = await asyncio.to_thread(request, port, path, method)
+            assert reply.status == 404, (path, method)
+            assert EXPERIMENT.encode() not in reply.body
+    assert (await asyncio.to_thread(request, port, "/metrics")).status == 200
+
+
+async def test_the_report_port_can_be_turned_off(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(report_port=-1)
+    assert gateway.report_port is None
+    assert gateway.metrics_port
+    path = f"/experiments/{EXPERIMENT}/verdict"
+    assert await asyncio.to_thread(http_status, gateway.metrics_port, path) == 404
 
 
 async def test_a_restart_keeps_the_report(

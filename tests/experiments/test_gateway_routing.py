@@ -96,6 +96,7 @@ def subprocess_gateway(exp_backend: int, exp_models: Path, tmp_path: Path) -> It
         "IMGCLF_GATEWAY_EXPERIMENTS_PATH": str(experiments),
         "IMGCLF_GATEWAY_STORE_URL": "",
         "IMGCLF_GATEWAY_METRICS_PORT": "-1",
+        "IMGCLF_GATEWAY_REPORT_PORT": "-1",
         "PYTHONHASHSEED": "4242",
     }
     process = subprocess.Popen(

@@ -62,6 +62,8 @@ def gateway_settings(
         "grace_period_s": 1.0,
         "metrics_host": "127.0.0.1",
         "metrics_port": 0,
+        "report_host": "127.0.0.1",
+        "report_port": 0,
         "store_url": "",
         "experiments_path": models_config.parent / "no-experiments.toml",
     }

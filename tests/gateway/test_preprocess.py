@@ -3,14 +3,11 @@ conversions against known values, EXIF orientation, raw pixels and limits."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
 import statistics
-import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,24 +181,6 @@ def test_only_the_first_frame_is_read(name: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(GifImagePlugin.GifImageFile, "_seek", spy)
     decode_image(data, LIMITS, TARGET)
     assert set(frames) == {0}
-
-
-def test_concurrent_decodes_leave_warning_filters_alone() -> None:
-    datas = [corpus_file(n) for n in ("tiff_fuzz_crash.tif", "jpeg_baseline_rgb.jpg")]
-    before = list(warnings.filters)
-
-    def work() -> None:
-        for _ in range(30):
-            for data in datas:
-                with contextlib.suppress(InvalidImage):
-                    decode_image(data, LIMITS, TARGET)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert list(warnings.filters) == before
 
 
 # --- colour modes ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ def test_sigterm_announces_not_serving_then_drains_and_exits(
         "IMGCLF_GATEWAY_BACKEND_TARGET": f"127.0.0.1:{backend_port}",
         "IMGCLF_GATEWAY_MODELS_CONFIG_PATH": str(models_config),
         "IMGCLF_GATEWAY_METRICS_PORT": "-1",
+        "IMGCLF_GATEWAY_REPORT_PORT": "-1",
         "IMGCLF_GATEWAY_STORE_URL": "",
         "IMGCLF_GATEWAY_EXPERIMENTS_PATH": str(tmp_path / "none.toml"),
         "IMGCLF_GATEWAY_DRAIN_NOTICE_S": str(NOTICE_S),

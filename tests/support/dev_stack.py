@@ -45,6 +45,7 @@ def start_stack(tmp_path: Path, **extra_env: str) -> tuple[subprocess.Popen[str]
         "BACKEND_PORT": str(backend_port),
         "IMGCLF_GATEWAY_HOST": "127.0.0.1",
         "IMGCLF_GATEWAY_METRICS_PORT": "0",
+        "IMGCLF_GATEWAY_REPORT_PORT": "0",
         **extra_env,
     }
     stack = subprocess.Popen(
