@@ -21,7 +21,8 @@ def test_the_attack_row_runs_and_reports(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out/attack.json").read_text())
     assert report["unloaded"]["completed"] > 0 and report["unloaded"]["errors"] == 0
     assert report["attacked"]["completed"] > 0
-    assert report["attacker_calls"] > 0 and report["attacker_answers_ok"] == 0
+    # The float TIFF is a valid image within the limits: it may decode within its budget.
+    assert report["attacker_calls"] > report["attacker_answers_ok"]
     assert all("RESOURCE_EXHAUSTED" in s for s in report["attacker_error_samples"])
     memory = report["memory_mib"]
     assert 0 < memory["gateway_before"] <= memory["with_decoders_peak"]
