@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import attack, report
+from bench import attack, report, stack
 from bench.goals import evaluate
 from bench.manifest import Manifest
 from bench.results import (
@@ -39,7 +39,7 @@ from bench.results import (
     GATEWAY_ON,
     NOOP,
 )
-from bench.runner import Runner, run_to_end, say
+from bench.runner import Runner, say
 from bench.servers import REPO_ROOT, ServerGroup
 
 INPROCESS = "inprocess"
@@ -91,23 +91,7 @@ def _stop_on_sigterm() -> None:
 
 
 def _prepare(args: argparse.Namespace, workdir: Path) -> Manifest:
-    say("preparing the model, the images and the request bodies")
-    run_to_end(
-        "prepare",
-        [
-            "bench.prepare",
-            f"--workdir={workdir}",
-            f"--model-root={args.model_root}",
-            f"--model-name={args.model_name}",
-            f"--cifar-dir={args.cifar_dir}",
-            f"--odd-dir={args.odd_dir}",
-            f"--images={args.images}",
-        ],
-        workdir,
-        600,
-    )
-    manifest = Manifest.load(workdir)
-    say(f"model: {manifest.model.describe()}")
+    manifest = stack.prepare(args, workdir)
     say(f"images: {manifest.images}")
     return manifest
 

@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
 from imgclf.v1 import classifier_pb2
 
 from bench import costly_images
@@ -34,6 +33,7 @@ from bench.blobs import write_blobs
 from bench.cells import run_loads
 from bench.loadgen import LoadSpec
 from bench.manifest import Manifest
+from bench.process_memory import tree_memory
 from bench.results import LoadResult, summarise
 from bench.runner import say
 from bench.servers import ServerGroup
@@ -47,7 +47,6 @@ from bench.stack import (
 )
 from server.gateway.settings import GatewaySettings
 
-MIB = 1024 * 1024
 HEADROOM_MIB = 256
 MIN_SUCCESS = 0.99
 MAX_P99_RATIO = 5.0
@@ -77,7 +76,7 @@ class MemorySampler(threading.Thread):
 
     def __init__(self, pid: int, interval_s: float = 0.25) -> None:
         super().__init__(daemon=True)
-        self._root = psutil.Process(pid)
+        self._pid = pid
         self._interval = interval_s
         self._done = threading.Event()
         self.samples: list[tuple[float, float, float]] = []  # (time, own MiB, with children MiB)
@@ -87,14 +86,8 @@ class MemorySampler(threading.Thread):
             self.samples.append((time.monotonic(), *self.measure()))
 
     def measure(self) -> tuple[float, float]:
-        own = self._root.memory_info().rss
-        total = own
-        for child in self._root.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return own / MIB, total / MIB
+        memory = tree_memory(self._pid)
+        return memory.main_rss_mib, memory.rss_mib
 
     def stop(self) -> None:
         self._done.set()

@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
+from server.gateway import image_messages
 from server.gateway.errors import GatewayError, InvalidImage, LimitExceeded
 from server.gateway.image_limits import ImageLimits
 
@@ -103,10 +104,6 @@ _AXES_SWAPPING: Final = frozenset(
     }
 )
 
-_DISPLAY_NAMES: Final = {"WEBP": "WebP", "PPM": "PNM (PBM/PGM/PPM)"}
-_HEIF_BRANDS: Final = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
-)
 _ICO_MAGIC: Final = b"\x00\x00\x01\x00"
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 # Bytes per pixel of Pillow's modes once decoded; modes not listed count 4.
@@ -117,10 +114,6 @@ OUT_OF_MEMORY_MESSAGE: Final = (
     "decoding the image needs more memory than this server allows for one image; send a "
     "smaller image"
 )
-_VARIANT_EXAMPLES: Final = {
-    "JPEG": " (such as 12-bit or lossless JPEG)",
-    "TIFF": " (such as an unusual sample layout)",
-}
 
 
 def decode_image(data: bytes, limits: ImageLimits, target_size: Size | None = None) -> RgbArray:
@@ -220,7 +213,8 @@ def resize_array(array: RgbArray, size: Size) -> RgbArray:
 def _check_encoded_size(data: bytes, limits: ImageLimits) -> None:
     if not data:
         raise InvalidImage(
-            f"the image is empty (0 bytes); send the bytes of a {_accepted(limits)} file"
+            "the image is empty (0 bytes); send the bytes of a "
+            f"{image_messages.accepted(limits)} file"
         )
     if len(data) > limits.max_encoded_bytes:
         raise LimitExceeded(
@@ -311,16 +305,20 @@ def _pillow_errors(
             "before sending"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidImage(_unidentified_message(data, limits)) from exc
+        raise InvalidImage(image_messages.unidentified(data, limits)) from exc
     except _DECODE_ERRORS as exc:
-        kind = _display_name(image_format) if image_format else _sniff(data)
+        kind = (
+            image_messages.display_name(image_format)
+            if image_format
+            else image_messages.sniff(data)
+        )
         if _is_text_chunk_bomb(exc):
             raise LimitExceeded(
                 f"the {kind or 'image'} file's text metadata decompresses to more than "
                 f"{PngImagePlugin.MAX_TEXT_CHUNK // 1024} KiB; save it again without that "
                 "metadata"
             ) from exc
-        raise InvalidImage(_undecodable_message(kind, exc)) from exc
+        raise InvalidImage(image_messages.undecodable(kind, exc)) from exc
     except GatewayError:
         raise
     except MemoryError as exc:
@@ -328,8 +326,12 @@ def _pillow_errors(
     except Exception as exc:
         # A codec's own failure on a corrupt file (libavif's RuntimeError, a TypeError from a
         # TIFF tag of the wrong type...): the data is at fault whatever the codec raised.
-        kind = _display_name(image_format) if image_format else _sniff(data)
-        raise InvalidImage(_undecodable_message(kind, exc)) from exc
+        kind = (
+            image_messages.display_name(image_format)
+            if image_format
+            else image_messages.sniff(data)
+        )
+        raise InvalidImage(image_messages.undecodable(kind, exc)) from exc
 
 
 def _is_text_chunk_bomb(exc: Exception) -> bool:
@@ -400,80 +402,3 @@ def _resize(image: Image.Image, size: Size) -> Image.Image:
 
 def _swap(size: Size) -> Size:
     return size[1], size[0]
-
-
-def _accepted(limits: ImageLimits) -> str:
-    return _one_of([_display_name(name) for name in limits.formats])
-
-
-def _one_of(names: list[str]) -> str:
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-
-
-def _display_name(pillow_format: str) -> str:
-    return _DISPLAY_NAMES.get(pillow_format, pillow_format)
-
-
-def _sniff(data: bytes) -> str | None:
-    """Name the format the first bytes announce, for error messages only."""
-    head = data[:512]
-    if head[4:8] == b"ftyp":
-        brands = {head[i : i + 4] for i in range(8, min(len(head), 40), 4)}
-        if brands & {b"avif", b"avis"}:
-            return "AVIF"
-        return "HEIC/HEIF" if brands & _HEIF_BRANDS else None
-    signatures = (
-        (b"\xff\xd8\xff", "JPEG"),
-        (b"\x89PNG\r\n\x1a\n", "PNG"),
-        (b"GIF8", "GIF"),
-        (b"BM", "BMP"),
-        (b"II*\x00", "TIFF"),
-        (b"MM\x00*", "TIFF"),
-        (b"II+\x00", "TIFF"),
-        (b"MM\x00+", "TIFF"),
-        (b"\x00\x00\x01\x00", "ICO"),
-        (b"%PDF", "PDF"),
-        (b"8BPS", "PSD"),
-        (b"\xff\x4f\xff\x51", "JPEG 2000"),
-        (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
-    )
-    for magic, name in signatures:
-        if head.startswith(magic):
-            return name
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "WebP"
-    if b"<svg" in head.lower():
-        return "SVG"
-    return None
-
-
-def _unidentified_message(data: bytes, limits: ImageLimits) -> str:
-    kind = _sniff(data)
-    send = f"send {_accepted(limits)}"
-    if kind == "HEIC/HEIF":
-        return (
-            "HEIC/HEIF images are not supported; convert the photo to JPEG (on an iPhone: "
-            f"Settings > Camera > Formats > Most Compatible) or {send}"
-        )
-    if kind == "SVG":
-        return f"SVG is a vector format and is not supported; render it to PNG first, or {send}"
-    if kind in {_display_name(name) for name in limits.formats}:
-        alternatives = _one_of(list(dict.fromkeys((kind, "JPEG", "PNG"))))
-        return (
-            f"the data starts like a {kind} file, but its header is corrupt or uses a variant "
-            f"this server cannot decode{_VARIANT_EXAMPLES.get(kind, '')}; save it again as a "
-            f"standard 8-bit {alternatives}"
-        )
-    if kind is not None:
-        return f"{kind} files are not supported; {send}"
-    return f"not a supported image format; {send} file bytes, or raw pixels"
-
-
-def _undecodable_message(kind: str | None, exc: Exception) -> str:
-    what = f"the {kind} data" if kind else "the image data"
-    if "truncated" in str(exc).lower():
-        return f"could not decode the image: {what} is truncated; send the complete file"
-    return (
-        f"could not decode the image: {what} is corrupt or uses a compression this server "
-        "cannot decode; save it again as a standard JPEG or PNG"
-    )
